@@ -1,0 +1,199 @@
+"""Training callbacks: early stopping on a relative improvement, and the learning-curve plots."""
+
+import math
+import os
+
+import keras
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+FIRST_CURVE_FILE = "learning_curve_first_10_epochs.png"
+REMAINING_CURVE_FILE = "learning_curve_remaining_epochs.png"
+
+# History key → (legend label, line style). Training and validation show the SAME quantity, the
+# reconstruction MSE, so the two curves share one y scale as the specification asks.
+_CURVES = {
+    "reconstruction": ("training reconstruction MSE (with positions, via the encoder)", "-"),
+    "val_reconstruction": (
+        "validation reconstruction MSE (without positions, z from the training latent spread)",
+        "-",
+    ),
+    "unregularized_loss": ("training reconstruction + β·KL (no L1/L2 penalty)", "--"),
+}
+
+
+class RelativeEarlyStopping(keras.callbacks.EarlyStopping):
+    """Keras' EarlyStopping, but an epoch improves only if value < best·(1 − min_delta_factor)."""
+
+    def __init__(
+        self,
+        min_delta_factor: float,
+        patience: int,
+        monitor: str = "val_loss",
+        restore_best_weights: bool = True,
+        **kwargs,
+    ):
+        """Stops after `patience` epochs without a relative improvement of `min_delta_factor`.
+
+        Args:
+            min_delta_factor: Fraction in [0, 1) by which the monitored value must fall below the
+                best so far to count as an improvement (0.01: at least 1 % lower).
+            patience: Epochs without improvement, ≥ 0, before training stops.
+            monitor: Log key to watch; it is always minimized.
+            restore_best_weights: Whether to restore the weights of the best epoch at the end.
+            **kwargs: Passed to keras.callbacks.EarlyStopping (verbose, baseline,
+                start_from_epoch); not mode or min_delta, which this class fixes.
+        """
+        if not 0.0 <= min_delta_factor < 1.0:
+            raise ValueError(
+                f"min_delta_factor must be in [0, 1); received: min_delta_factor={min_delta_factor}"
+            )
+        if patience < 0:
+            raise ValueError(f"patience must be ≥ 0; received: patience={patience}")
+        fixed = sorted({"mode", "min_delta"} & kwargs.keys())
+        if fixed:
+            raise ValueError(
+                f"RelativeEarlyStopping fixes mode='min' and a relative min_delta; "
+                f"received: {', '.join(f'{key}={kwargs[key]!r}' for key in fixed)}"
+            )
+        # mode="min" always: "auto" cannot tell which way a custom tracker should go.
+        super().__init__(
+            monitor=monitor,
+            min_delta=0,
+            patience=patience,
+            mode="min",
+            restore_best_weights=restore_best_weights,
+            **kwargs,
+        )
+        self.min_delta_factor = min_delta_factor
+
+    def _is_improvement(self, monitor_value, reference_value):
+        if reference_value is None:
+            return True
+        reference = float(reference_value)
+        # Subtracting factor·|best| rather than multiplying by (1 − factor) keeps the threshold
+        # below the best also for a negative loss; for positive losses the two are the same.
+        return float(monitor_value) < reference - self.min_delta_factor * abs(reference)
+
+
+def learning_curve_figures(
+    history: dict[str, list[float]], *, split_epoch: int = 10
+) -> tuple[Figure, Figure]:
+    """The two learning-curve figures: epochs 1..split_epoch, and split_epoch + 1..end.
+
+    Args:
+        history: Per-epoch values by log key; "reconstruction" is required unless history is
+            empty, "val_reconstruction" and "unregularized_loss" are drawn when present. NaN
+            marks an epoch without a value.
+        split_epoch: Last epoch (1-based) of the first figure.
+
+    Returns:
+        (first, remaining): matplotlib Figures, not attached to pyplot, one axes each.
+    """
+    if history and "reconstruction" not in history:
+        raise ValueError(
+            f"history needs the key 'reconstruction'; received keys: {sorted(history)}"
+        )
+    if split_epoch < 1:
+        raise ValueError(f"split_epoch must be ≥ 1; received: split_epoch={split_epoch}")
+    first = _curve_figure(history, 1, split_epoch, f"Learning curves, epochs 1–{split_epoch}")
+    remaining = _curve_figure(
+        history, split_epoch + 1, None, f"Learning curves, epochs {split_epoch + 1} onwards"
+    )
+    return first, remaining
+
+
+def plot_learning_curves(
+    history: dict[str, list[float]], output_dir: str, *, split_epoch: int = 10
+) -> tuple[str, str]:
+    """Writes the two learning-curve PNGs into output_dir and returns their paths."""
+    os.makedirs(output_dir, exist_ok=True)
+    paths = (
+        os.path.join(output_dir, FIRST_CURVE_FILE),
+        os.path.join(output_dir, REMAINING_CURVE_FILE),
+    )
+    for figure, path in zip(
+        learning_curve_figures(history, split_epoch=split_epoch), paths, strict=True
+    ):
+        figure.savefig(path, dpi=100)
+    return paths
+
+
+def _curve_figure(
+    history: dict[str, list[float]], first_epoch: int, last_epoch: int | None, title: str
+) -> Figure:
+    """One figure with every known curve for epochs first_epoch..last_epoch (1-based, inclusive)."""
+    # A bare Figure (no pyplot) needs no display and is freed with its last reference, so there
+    # is no global figure registry to close.
+    figure = Figure(figsize=(8, 6), layout="constrained")
+    axes = figure.add_subplot()
+    plotted = []
+    for key, (label, style) in _CURVES.items():
+        values = np.asarray(history.get(key, []), dtype=float)
+        end = len(values) if last_epoch is None else min(last_epoch, len(values))
+        if end < first_epoch:
+            continue
+        epochs = np.arange(first_epoch, end + 1)
+        window = values[first_epoch - 1 : end]
+        axes.plot(epochs, window, style, marker="o", markersize=3, label=f"{label} [{key}]")
+        plotted.append(window)
+    axes.set_title(title)
+    axes.set_xlabel("epoch (1 = first)")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if not plotted:
+        axes.text(
+            0.5,
+            0.5,
+            f"no epochs after epoch {first_epoch - 1}" if first_epoch > 1 else "no epochs",
+            ha="center",
+            va="center",
+            transform=axes.transAxes,
+        )
+        axes.set_xticks([])
+        axes.set_yticks([])
+        return figure
+    finite = np.concatenate(plotted)
+    finite = finite[np.isfinite(finite)]
+    # Log scale shows both the fast first drop and the slow tail, but only for positive values.
+    log_scale = finite.size > 0 and bool(np.all(finite > 0))
+    if log_scale:
+        axes.set_yscale("log")
+    axes.set_ylabel("reconstruction MSE (normalized units)" + (", log scale" if log_scale else ""))
+    # Below the axes: the long labels would hide the curves inside them.
+    axes.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.12))
+    axes.grid(True, alpha=0.3)
+    return figure
+
+
+class LearningCurves(keras.callbacks.Callback):
+    """Collects each epoch's logs and writes the two learning-curve PNGs when training ends."""
+
+    def __init__(self, output_dir: str, *, split_epoch: int = 10):
+        super().__init__()
+        self.output_dir = output_dir
+        self.split_epoch = split_epoch
+        self.history: dict[str, list[float]] = {}
+        self.paths: tuple[str, str] | None = None
+        self._epochs = 0
+
+    def on_train_begin(self, logs=None):
+        # Fresh curves for every fit call, as keras' own History does.
+        self.history = {}
+        self.paths = None
+        self._epochs = 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        for key in logs.keys() - self.history.keys():
+            # A key first seen now (validation every few epochs) gets NaN for the epochs before,
+            # so every list stays aligned with the epoch number.
+            self.history[key] = [math.nan] * self._epochs
+        for key, values in self.history.items():
+            values.append(float(logs[key]) if key in logs else math.nan)
+        self._epochs += 1
+
+    def on_train_end(self, logs=None):
+        self.paths = plot_learning_curves(
+            self.history, self.output_dir, split_epoch=self.split_epoch
+        )

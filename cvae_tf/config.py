@@ -1,0 +1,163 @@
+"""The training configuration: a typed dataclass, its absl flags, and its validation."""
+
+import dataclasses
+import datetime
+import json
+from pathlib import Path
+
+import keras
+from absl import flags
+
+from cvae_tf import model, preprocessing
+from cvae_tf.data import MOMENTUM_COLUMNS, POSITION_COLUMNS
+from cvae_tf.cli import UserInputError
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Every hyperparameter of a training run; library code takes this, never absl's FLAGS."""
+
+    data: str = ""  # CSV path; empty = the embedded default OCS data set.
+    position_columns: tuple[str, ...] = POSITION_COLUMNS
+    momentum_columns: tuple[str, ...] = MOMENTUM_COLUMNS
+    train_fraction: float = 0.70
+    val_fraction: float = 0.15
+    seed: int = 0
+    hidden_dim: int = 64
+    num_layers: int = 3
+    latent_dim: int = 4
+    activation: str = "gelu"
+    learning_rate: float = 1e-3  # Adam
+    batch_size: int = 256
+    epochs: int = 300  # maximum; early stopping usually ends sooner
+    patience: int = 25  # epochs without relative improvement before stopping
+    min_delta_factor: float = 1e-3  # improvement means val < best·(1 − factor)
+    beta: float = 1e-3  # weight of the KL term
+    l1: float = 0.0  # weight of Σ|w| over Dense kernels
+    l2: float = 0.0  # weight of Σw² over Dense kernels
+    position_norm: str = "standard"
+    momentum_norm: str = "standard"
+    latent_prior: str = "encoder_means"
+    output_dir: str = "saved_models"
+    run_name: str = ""  # empty = a timestamp
+    num_display_samples: int = 3
+
+    def resolved_run_name(self) -> str:
+        """The run's folder name: --run_name, or the current time."""
+        return self.run_name or datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+
+    def to_json(self) -> str:
+        """Every value, for config.json beside the model."""
+        return json.dumps(dataclasses.asdict(self), indent=2)
+
+
+_HELP = {
+    "data": "CSV file of events; empty uses the embedded default OCS data set (simulated once, "
+    "cached).",
+    "position_columns": "Nine position columns (bohr) in the order C x,y,z, O x,y,z, S x,y,z.",
+    "momentum_columns": "Nine momentum columns (a.u.) in the order C x,y,z, O x,y,z, S x,y,z.",
+    "train_fraction": "Fraction of events for training, in (0, 1).",
+    "val_fraction": "Fraction of events for validation, in (0, 1); the rest is the test split.",
+    "seed": "Seed of the split, the initial weights and the latent sampling.",
+    "hidden_dim": "Width of the first encoder layer; layer i has hidden_dim·2^i units.",
+    "num_layers": "Number of hidden layers in the encoder (the decoder mirrors them).",
+    "latent_dim": "Dimension of the latent vector z.",
+    "activation": "Hidden-layer activation: any name keras.activations.get accepts.",
+    "learning_rate": "Adam learning rate.",
+    "batch_size": "Events per training batch.",
+    "epochs": "Maximum number of epochs (early stopping usually ends sooner).",
+    "patience": "Epochs without a relative improvement of the validation loss before stopping.",
+    "min_delta_factor": "Relative improvement an epoch needs: val_loss < best·(1 − factor).",
+    "beta": "Weight β of the KL divergence in the loss (β = 1: the standard VAE).",
+    "l1": "Weight λ₁ of the L1 penalty Σ|w| over the Dense kernels.",
+    "l2": "Weight λ₂ of the L2 penalty Σw² over the Dense kernels.",
+    "position_norm": "Normalization of positions, fitted on the training split.",
+    "momentum_norm": "Normalization of momenta, fitted on the training split.",
+    "latent_prior": "Spread of the training latent distribution sampled without positions: "
+    "encoder_means = std of the encoder means; aggregate_posterior = also their mean variance.",
+    "output_dir": "Folder that receives the run folder <output_dir>/<run_name>.",
+    "run_name": "Name of the run folder; empty uses the start time (YYYYmmdd-HHMMSS).",
+    "num_display_samples": "Random test events shown as a real-vs-predicted table.",
+}
+
+_ENUMS = {
+    "position_norm": preprocessing.NORMALIZATIONS,
+    "momentum_norm": preprocessing.NORMALIZATIONS,
+    "latent_prior": model.LATENT_PRIORS,
+}
+
+
+def define_flags() -> None:
+    """Defines one absl flag per TrainConfig field, with the dataclass default."""
+    for field in dataclasses.fields(TrainConfig):
+        default, help_text = field.default, f"{_HELP[field.name]} Default: {field.default!r}."
+        if field.name in _ENUMS:
+            flags.DEFINE_enum(field.name, default, _ENUMS[field.name], help_text)
+        elif field.type == tuple[str, ...]:
+            flags.DEFINE_list(field.name, list(default), help_text)
+        elif field.type is int:
+            flags.DEFINE_integer(field.name, default, help_text)
+        elif field.type is float:
+            flags.DEFINE_float(field.name, default, help_text)
+        else:
+            flags.DEFINE_string(field.name, default, help_text)
+
+
+def from_flags(flag_values: flags.FlagValues) -> TrainConfig:
+    """The validated TrainConfig of the parsed flags."""
+    values = {}
+    for field in dataclasses.fields(TrainConfig):
+        value = flag_values[field.name].value
+        values[field.name] = tuple(name.strip() for name in value) if isinstance(value, list) else value
+    return validate(TrainConfig(**values))
+
+
+def validate(config: TrainConfig) -> TrainConfig:
+    """Checks every value before any heavy work; raises UserInputError naming the first bad one."""
+    for name in ("hidden_dim", "num_layers", "latent_dim", "batch_size", "epochs"):
+        if getattr(config, name) < 1:
+            raise UserInputError(f"--{name}={getattr(config, name)}; expected an integer ≥ 1")
+    for name in ("patience", "num_display_samples"):
+        if getattr(config, name) < 0:
+            raise UserInputError(f"--{name}={getattr(config, name)}; expected an integer ≥ 0")
+    if not config.learning_rate > 0:
+        raise UserInputError(f"--learning_rate={config.learning_rate}; expected a number > 0")
+    for name in ("beta", "l1", "l2"):
+        if not getattr(config, name) >= 0:
+            raise UserInputError(f"--{name}={getattr(config, name)}; expected a number ≥ 0")
+    if not 0 <= config.min_delta_factor < 1:
+        raise UserInputError(
+            f"--min_delta_factor={config.min_delta_factor}; expected a number in [0, 1)"
+        )
+    for name in ("train_fraction", "val_fraction"):
+        if not 0 < getattr(config, name) < 1:
+            raise UserInputError(f"--{name}={getattr(config, name)}; expected a number in (0, 1)")
+    if config.train_fraction + config.val_fraction >= 1:
+        raise UserInputError(
+            f"--train_fraction + --val_fraction = {config.train_fraction + config.val_fraction:g}"
+            " leaves no test events; expected a sum below 1"
+        )
+    for name in ("position_columns", "momentum_columns"):
+        columns = getattr(config, name)
+        if len(columns) != 9 or len(set(columns)) != 9 or not all(columns):
+            raise UserInputError(
+                f"--{name} has {len(columns)} names {list(columns)}; expected 9 distinct names "
+                "in the order C x,y,z, O x,y,z, S x,y,z"
+            )
+    if set(config.position_columns) & set(config.momentum_columns):
+        raise UserInputError(
+            "--position_columns and --momentum_columns share "
+            f"{sorted(set(config.position_columns) & set(config.momentum_columns))}"
+        )
+    try:
+        keras.activations.get(config.activation)
+    except ValueError:
+        raise UserInputError(
+            f"--activation={config.activation!r} is not a keras activation; expected a name "
+            "such as relu, gelu, silu, tanh, elu, selu, softplus"
+        ) from None
+    if config.data and not Path(config.data).is_file():
+        raise UserInputError(f"--data='{config.data}' is not a file; expected a CSV file")
+    if "/" in config.run_name or config.run_name in (".", ".."):
+        raise UserInputError(f"--run_name={config.run_name!r}; expected a plain folder name")
+    return config

@@ -1,0 +1,331 @@
+"""The conditional VAE: encoder q(z | positions, momenta), decoder p(positions | z, momenta)."""
+
+import keras
+import numpy as np
+from keras import ops
+
+from cvae_tf import preprocessing
+
+NUM_FEATURES = 9  # 3 atoms × 3 axes, atom-major.
+LATENT_PRIORS = ("encoder_means", "aggregate_posterior")
+
+
+def hidden_layer_sizes(hidden_dim: int, num_layers: int) -> list[int]:
+    """The encoder's widths, [hidden_dim·2^i for i in range(num_layers)] (64, 128, 256 for 64, 3)."""
+    return [hidden_dim * 2**i for i in range(num_layers)]
+
+
+def _mlp(sizes: list[int], activation: str, name: str) -> list[keras.layers.Dense]:
+    return [
+        keras.layers.Dense(size, activation=activation, name=f"{name}_{index}")
+        for index, size in enumerate(sizes)
+    ]
+
+
+@keras.saving.register_keras_serializable(package="cvae_tf")
+class CVAE(keras.Model):
+    """A conditional VAE that maps raw momenta (a.u.) to raw positions (bohr), both [batch, 9].
+
+    Normalization lives inside the model (keras `Normalization` layers fitted on the training
+    split), so `call` takes momenta in the user's units and returns positions in bohr.
+
+    Without positions (validation, test, prediction) the latent vector is drawn from the
+    *training* latent distribution N(latent_mean, latent_std²), kept as non-trainable weights so
+    that a saved model carries it. `latent_prior` chooses the spread: `encoder_means` is the
+    spread of the encoder means over the training set; `aggregate_posterior` adds the mean
+    posterior variance, √(var(μ) + mean(σ²)) (PHYSICS.md, "Reading the specification's latent
+    sampling"). During training they follow the current epoch's running statistics (reset by the
+    `LatentStatisticsReset` callback), and `fit_latent_statistics` recomputes them exactly.
+    """
+
+    def __init__(
+        self,
+        position_offset,
+        position_variance,
+        momentum_offset,
+        momentum_variance,
+        hidden_dim: int = 64,
+        num_layers: int = 3,
+        latent_dim: int = 4,
+        activation: str = "gelu",
+        beta: float = 1.0,
+        l1: float = 0.0,
+        l2: float = 0.0,
+        latent_prior: str = "encoder_means",
+        seed: int = 0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if latent_prior not in LATENT_PRIORS:
+            raise ValueError(f"latent_prior={latent_prior!r}; expected one of {LATENT_PRIORS}")
+        self.hidden_dim, self.num_layers, self.latent_dim = hidden_dim, num_layers, latent_dim
+        self.activation_name = activation
+        self.beta, self.l1, self.l2 = beta, l1, l2
+        self.latent_prior, self.seed = latent_prior, seed
+        self._statistics = {
+            "position_offset": np.asarray(position_offset, dtype=np.float64).tolist(),
+            "position_variance": np.asarray(position_variance, dtype=np.float64).tolist(),
+            "momentum_offset": np.asarray(momentum_offset, dtype=np.float64).tolist(),
+            "momentum_variance": np.asarray(momentum_variance, dtype=np.float64).tolist(),
+        }
+        self.normalize_positions = keras.layers.Normalization(
+            mean=position_offset, variance=position_variance, name="positions_normalize"
+        )
+        self.denormalize_positions = keras.layers.Normalization(
+            mean=position_offset,
+            variance=position_variance,
+            invert=True,
+            name="positions_denormalize",
+        )
+        self.normalize_momenta = keras.layers.Normalization(
+            mean=momentum_offset, variance=momentum_variance, name="momenta_normalize"
+        )
+        sizes = hidden_layer_sizes(hidden_dim, num_layers)
+        self.encoder_layers = _mlp(sizes, activation, "encoder")
+        self.latent_mean_layer = keras.layers.Dense(latent_dim, name="encoder_latent_mean")
+        self.latent_log_var_layer = keras.layers.Dense(latent_dim, name="encoder_latent_log_var")
+        self.decoder_layers = _mlp(sizes[::-1], activation, "decoder")
+        self.position_layer = keras.layers.Dense(NUM_FEATURES, name="decoder_positions")
+        self.seed_generator = keras.random.SeedGenerator(seed, name="latent_sampler")
+
+        self.latent_mean = self.add_weight(
+            shape=(latent_dim,), initializer="zeros", trainable=False, name="latent_mean"
+        )
+        self.latent_std = self.add_weight(
+            shape=(latent_dim,), initializer="ones", trainable=False, name="latent_std"
+        )
+        # Running sums over the current epoch's training batches: Σμ, Σμ², Σσ², count.
+        self._latent_sums = self.add_weight(
+            shape=(3, latent_dim), initializer="zeros", trainable=False, name="latent_sums"
+        )
+        self._latent_count = self.add_weight(
+            shape=(), initializer="zeros", trainable=False, name="latent_count"
+        )
+
+        self.total_tracker = keras.metrics.Mean(name="loss")
+        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
+        self.kl_tracker = keras.metrics.Mean(name="kl")
+        self.l1_tracker = keras.metrics.Mean(name="l1")
+        self.l2_tracker = keras.metrics.Mean(name="l2")
+        self.unregularized_tracker = keras.metrics.Mean(name="unregularized_loss")
+        self.build((None, NUM_FEATURES))
+
+    def build(self, input_shape):
+        latent_input = (None, self.latent_dim + NUM_FEATURES)
+        for layer_input, layers in (
+            ((None, 2 * NUM_FEATURES), self.encoder_layers),
+            (latent_input, self.decoder_layers),
+        ):
+            shape = layer_input
+            for layer in layers:
+                layer.build(shape)
+                shape = (None, layer.units)
+        self.latent_mean_layer.build((None, self.encoder_layers[-1].units))
+        self.latent_log_var_layer.build((None, self.encoder_layers[-1].units))
+        self.position_layer.build((None, self.decoder_layers[-1].units))
+        for layer in (self.normalize_positions, self.denormalize_positions):
+            layer.build((None, NUM_FEATURES))
+        self.normalize_momenta.build((None, NUM_FEATURES))
+        self.built = True
+
+    @property
+    def metrics(self):
+        # Listed so that keras resets them at each epoch and `evaluate`.
+        return [
+            self.total_tracker,
+            self.reconstruction_tracker,
+            self.kl_tracker,
+            self.l1_tracker,
+            self.l2_tracker,
+            self.unregularized_tracker,
+        ]
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            **self._statistics,
+            "hidden_dim": self.hidden_dim,
+            "num_layers": self.num_layers,
+            "latent_dim": self.latent_dim,
+            "activation": self.activation_name,
+            "beta": self.beta,
+            "l1": self.l1,
+            "l2": self.l2,
+            "latent_prior": self.latent_prior,
+            "seed": self.seed,
+        }
+
+    # The two halves, in normalized units.
+
+    def encode(self, normalized_positions, normalized_momenta):
+        """q(z | positions, momenta): the latent mean and log-variance, each [batch, latent_dim]."""
+        hidden = ops.concatenate([normalized_positions, normalized_momenta], axis=-1)
+        for layer in self.encoder_layers:
+            hidden = layer(hidden)
+        return self.latent_mean_layer(hidden), self.latent_log_var_layer(hidden)
+
+    def decode(self, latent, normalized_momenta):
+        """p(positions | z, momenta): the normalized positions [batch, 9]."""
+        hidden = ops.concatenate([latent, normalized_momenta], axis=-1)
+        for layer in self.decoder_layers:
+            hidden = layer(hidden)
+        return self.position_layer(hidden)
+
+    # Raw units in and out: what users and the exported SavedModel see.
+
+    def sample_latent(self, batch_size):
+        """Latent vectors [batch, latent_dim] from the training latent distribution."""
+        noise = keras.random.normal(
+            (batch_size, self.latent_dim), dtype=self.compute_dtype, seed=self.seed_generator
+        )
+        return self.latent_mean + self.latent_std * noise
+
+    def decode_positions(self, momenta, latent):
+        """Positions (bohr) [batch, 9] from raw momenta (a.u.) [batch, 9] and given latents."""
+        return self.denormalize_positions(self.decode(latent, self.normalize_momenta(momenta)))
+
+    def call(self, momenta, training=False):
+        """One posterior sample of positions (bohr) [batch, 9] from raw momenta (a.u.) [batch, 9]."""
+        momenta = ops.convert_to_tensor(momenta, dtype=self.compute_dtype)
+        return self.decode_positions(momenta, self.sample_latent(ops.shape(momenta)[0]))
+
+    # Training.
+
+    def kernel_norms(self):
+        """(Σ|w|, Σw²) over every Dense kernel (biases and normalization statistics excluded)."""
+        kernels = [layer.kernel for layer in self._dense_layers()]
+        l1 = ops.sum(ops.stack([ops.sum(ops.abs(kernel)) for kernel in kernels]))
+        l2 = ops.sum(ops.stack([ops.sum(ops.square(kernel)) for kernel in kernels]))
+        return l1, l2
+
+    def _dense_layers(self):
+        return [
+            *self.encoder_layers,
+            self.latent_mean_layer,
+            self.latent_log_var_layer,
+            *self.decoder_layers,
+            self.position_layer,
+        ]
+
+    def compute_losses(self, momenta, positions):
+        """The loss terms of one batch; returns (total, reconstruction, kl, l1, l2, latent stats)."""
+        normalized_momenta = self.normalize_momenta(momenta)
+        normalized_positions = self.normalize_positions(positions)
+        latent_mean, latent_log_var = self.encode(normalized_positions, normalized_momenta)
+        noise = keras.random.normal(ops.shape(latent_mean), seed=self.seed_generator)
+        latent = latent_mean + ops.exp(0.5 * latent_log_var) * noise
+        reconstruction = ops.mean(
+            ops.square(normalized_positions - self.decode(latent, normalized_momenta))
+        )
+        kl = ops.mean(
+            -0.5
+            * ops.sum(
+                1.0 + latent_log_var - ops.square(latent_mean) - ops.exp(latent_log_var), axis=-1
+            )
+        )
+        l1, l2 = self.kernel_norms()
+        total = reconstruction + self.beta * kl + self.l1 * l1 + self.l2 * l2
+        return total, reconstruction, kl, l1, l2, (latent_mean, latent_log_var)
+
+    def train_step(self, data):
+        import tensorflow as tf  # The gradient tape is TensorFlow's; the rest is backend-neutral.
+
+        momenta, positions = data
+        with tf.GradientTape() as tape:
+            total, reconstruction, kl, l1, l2, posterior = self.compute_losses(momenta, positions)
+        gradients = tape.gradient(total, self.trainable_weights)
+        self.optimizer.apply(gradients, self.trainable_weights)
+        self.accumulate_latent_statistics(*posterior)
+        return self._update_trackers(total, reconstruction, kl, l1, l2)
+
+    def test_step(self, data):
+        # Positions are only the target here: the prediction sees momenta alone.
+        momenta, positions = data
+        predicted = self.decode(
+            self.sample_latent(ops.shape(momenta)[0]), self.normalize_momenta(momenta)
+        )
+        reconstruction = ops.mean(ops.square(self.normalize_positions(positions) - predicted))
+        self.total_tracker.update_state(reconstruction)
+        self.reconstruction_tracker.update_state(reconstruction)
+        return {
+            "loss": self.total_tracker.result(),
+            "reconstruction": self.reconstruction_tracker.result(),
+        }
+
+    def _update_trackers(self, total, reconstruction, kl, l1, l2):
+        for tracker, value in (
+            (self.total_tracker, total),
+            (self.reconstruction_tracker, reconstruction),
+            (self.kl_tracker, kl),
+            (self.l1_tracker, l1),
+            (self.l2_tracker, l2),
+            (self.unregularized_tracker, reconstruction + self.beta * kl),
+        ):
+            tracker.update_state(value)
+        return {tracker.name: tracker.result() for tracker in self.metrics}
+
+    # The training latent distribution.
+
+    def reset_latent_statistics(self):
+        """Forgets the running sums (called at the start of every training epoch)."""
+        self._latent_sums.assign(ops.zeros_like(self._latent_sums))
+        self._latent_count.assign(0.0)
+
+    def accumulate_latent_statistics(self, latent_mean, latent_log_var):
+        """Adds a batch's encoder means and variances to the running sums; refreshes the prior."""
+        batch_sums = ops.stack(
+            [
+                ops.sum(latent_mean, axis=0),
+                ops.sum(ops.square(latent_mean), axis=0),
+                ops.sum(ops.exp(latent_log_var), axis=0),
+            ]
+        )
+        self._latent_sums.assign_add(batch_sums)
+        self._latent_count.assign_add(ops.cast(ops.shape(latent_mean)[0], "float32"))
+        mean = self._latent_sums[0] / self._latent_count
+        variance = ops.maximum(self._latent_sums[1] / self._latent_count - ops.square(mean), 0.0)
+        if self.latent_prior == "aggregate_posterior":
+            variance = variance + self._latent_sums[2] / self._latent_count
+        self.latent_mean.assign(mean)
+        self.latent_std.assign(ops.sqrt(variance))
+
+    def fit_latent_statistics(self, momenta, positions, batch_size: int = 8192):
+        """Sets the latent distribution exactly from the encoder over the whole training split."""
+        self.reset_latent_statistics()
+        for start in range(0, len(momenta), batch_size):
+            stop = start + batch_size
+            latent_mean, latent_log_var = self.encode(
+                self.normalize_positions(positions[start:stop]),
+                self.normalize_momenta(momenta[start:stop]),
+            )
+            self.accumulate_latent_statistics(latent_mean, latent_log_var)
+
+
+class LatentStatisticsReset(keras.callbacks.Callback):
+    """Starts each epoch's running latent statistics afresh, so validation sees this epoch's."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.model.reset_latent_statistics()
+
+
+def build_cvae(
+    train_positions: np.ndarray,
+    train_momenta: np.ndarray,
+    position_norm: str,
+    momentum_norm: str,
+    **architecture,
+) -> CVAE:
+    """A CVAE whose normalization is fitted on the training split, tables shaped (events, 9)."""
+    position_offset, position_variance = preprocessing.normalization_statistics(
+        position_norm, train_positions
+    )
+    momentum_offset, momentum_variance = preprocessing.normalization_statistics(
+        momentum_norm, train_momenta
+    )
+    return CVAE(
+        position_offset=position_offset,
+        position_variance=position_variance,
+        momentum_offset=momentum_offset,
+        momentum_variance=momentum_variance,
+        **architecture,
+    )

@@ -1,0 +1,101 @@
+"""`python -m cvae_tf.predict`: positions from a CSV of momenta with a saved run's SavedModel."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from absl import flags
+
+from cvae_tf import cli, data, export
+from cvae_tf.cli import UserInputError
+
+CHUNK_EVENTS = 8192
+
+
+def define_flags() -> None:
+    """The predict command's flags."""
+    flags.DEFINE_string("model_dir", None, "Run folder written by cvae_tf.train (required).")
+    flags.DEFINE_string("input", None, "CSV with the model's momentum columns (a.u.) (required).")
+    flags.DEFINE_string("output", None, "CSV to write the predicted positions (bohr) to (required).")
+    flags.DEFINE_integer(
+        "num_samples",
+        1,
+        "Latent samples per event; above 1 the output holds their mean under the position "
+        "column names and their standard deviation as <column>_std. Default: 1.",
+    )
+    flags.DEFINE_boolean("overwrite", False, "Replace an existing output file. Default: False.")
+
+
+def read_run_config(model_dir: Path) -> dict:
+    """The config.json of a run folder, after checking the folder holds an exported model."""
+    if not model_dir.is_dir():
+        raise UserInputError(f"--model_dir='{model_dir}' is not a folder; expected a run folder")
+    config_path = model_dir / "config.json"
+    if not (model_dir / export.SAVED_MODEL_DIR / "saved_model.pb").is_file():
+        raise UserInputError(
+            f"--model_dir='{model_dir}' holds no SavedModel ({export.SAVED_MODEL_DIR}/); "
+            "expected a folder written by cvae_tf.train"
+        )
+    if not config_path.is_file():
+        raise UserInputError(f"--model_dir='{model_dir}' has no config.json; incomplete run")
+    return json.loads(config_path.read_text())
+
+
+def sample_positions(serving, momenta_table: np.ndarray, num_samples: int) -> np.ndarray:
+    """Positions (bohr) [num_samples, events, 9] from the SavedModel's `serve` endpoint."""
+    samples = []
+    for start in range(0, len(momenta_table), CHUNK_EVENTS):
+        chunk = momenta_table[start : start + CHUNK_EVENTS].astype(np.float32)
+        # One call per chunk: the chunk repeated num_samples times, a fresh latent for each row.
+        predicted = serving.serve(np.tile(chunk, (num_samples, 1))).numpy()
+        samples.append(predicted.reshape(num_samples, len(chunk), -1))
+    return np.concatenate(samples, axis=1)
+
+
+def predict_file(
+    model_dir: Path, input_path: Path, output_path: Path, num_samples: int, overwrite: bool
+) -> int:
+    """Writes predicted positions for every event of `input_path`; returns the event count."""
+    if num_samples < 1:
+        raise UserInputError(f"--num_samples={num_samples}; expected an integer ≥ 1")
+    if output_path.resolve() == input_path.resolve():
+        raise UserInputError(f"--output='{output_path}' is the input file; choose another path")
+    if output_path.exists() and not overwrite:
+        raise UserInputError(f"--output='{output_path}' exists; pass --overwrite to replace it")
+    if not output_path.parent.is_dir():
+        raise UserInputError(f"--output='{output_path}': folder '{output_path.parent}' is missing")
+    run_config = read_run_config(model_dir)
+    momenta_table = data.read_columns(input_path, run_config["momentum_columns"])
+    samples = sample_positions(
+        export.load_saved_model(model_dir / export.SAVED_MODEL_DIR), momenta_table, num_samples
+    )
+    position_columns = run_config["position_columns"]
+    columns = dict(zip(position_columns, samples.mean(axis=0).T, strict=True))
+    if num_samples > 1:
+        columns.update(
+            zip([f"{name}_std" for name in position_columns], samples.std(axis=0).T, strict=True)
+        )
+    data.write_csv_atomically(output_path, pd.DataFrame(columns))
+    return len(momenta_table)
+
+
+def main(argv: list[str]) -> None:
+    """Reads momenta, predicts positions, writes them in the input's row order."""
+    del argv  # Unused: every option is a flag.
+    for name in ("model_dir", "input", "output"):
+        if not flags.FLAGS[name].value:
+            raise UserInputError(f"--{name} is required")
+    count = predict_file(
+        Path(flags.FLAGS.model_dir),
+        Path(flags.FLAGS.input),
+        Path(flags.FLAGS.output),
+        flags.FLAGS.num_samples,
+        flags.FLAGS.overwrite,
+    )
+    print(f"Wrote predicted positions (bohr) of {count} events to {flags.FLAGS.output}")
+
+
+if __name__ == "__main__":
+    define_flags()
+    cli.run(main)

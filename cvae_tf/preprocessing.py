@@ -1,0 +1,47 @@
+"""Invertible normalization of positions and momenta with keras' own `Normalization` layer."""
+
+import keras
+import numpy as np
+
+NORMALIZATIONS = ("none", "standard", "minmax")
+
+
+def normalization_statistics(method: str, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The per-column offset and variance that map `values` (events, features) as `method` asks.
+
+    keras' `Normalization` computes (x − mean)/√variance. Its `adapt` only knows the standard
+    statistics, but min–max scaling is the same affine map with mean = min and
+    variance = (max − min)², so one layer type (and its `invert=True`) serves every method.
+    A constant column keeps variance 1 so nothing is divided by zero.
+
+    Args:
+      method: one of NORMALIZATIONS.
+      values: the training split only, shaped (events, features).
+
+    Returns:
+      (offset, variance), each shaped (features,), float64.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    num_features = values.shape[-1]
+    if method == "none":
+        return np.zeros(num_features), np.ones(num_features)
+    if method == "standard":
+        offset, spread = values.mean(axis=0), values.std(axis=0)
+    elif method == "minmax":
+        offset, spread = values.min(axis=0), values.max(axis=0) - values.min(axis=0)
+    else:
+        raise ValueError(f"unknown normalization {method!r}; expected one of {NORMALIZATIONS}")
+    spread = np.where(spread > 0, spread, 1.0)
+    return offset, np.square(spread)
+
+
+def normalization_layers(
+    method: str, values: np.ndarray, name: str
+) -> tuple[keras.layers.Normalization, keras.layers.Normalization]:
+    """A (forward, inverse) pair of `Normalization` layers fitted on `values` (the training split)."""
+    offset, variance = normalization_statistics(method, values)
+    forward = keras.layers.Normalization(mean=offset, variance=variance, name=f"{name}_normalize")
+    inverse = keras.layers.Normalization(
+        mean=offset, variance=variance, invert=True, name=f"{name}_denormalize"
+    )
+    return forward, inverse

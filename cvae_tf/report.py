@@ -1,0 +1,132 @@
+"""Text formatting of evaluation results: the metrics block and tables of sample predictions."""
+
+import math
+
+import numpy as np
+
+from cvae_tf.metrics import mean_relative_error
+from cvae_tf.physics import ATOM_NAMES, ATOMS, AXES
+
+# (group title, [(metric key, description, unit)]) in the order the report prints them.
+_REPORT_GROUPS = (
+    (
+        "Position accuracy",
+        [
+            ("per_atom_error_bohr", "mean distance error per atom", "bohr"),
+            *[
+                (f"per_atom_error_{atom}_bohr", f"  {name}", "bohr")
+                for atom, name in zip(ATOMS, ATOM_NAMES, strict=True)
+            ],
+            ("position_mse_bohr2", "position MSE per coordinate", "bohr²"),
+            (
+                "baseline_training_mean_per_atom_error_bohr",
+                "baseline: training-mean geometry",
+                "bohr",
+            ),
+        ],
+    ),
+    (
+        "Relative errors (large wherever a true coordinate is near 0)",
+        [
+            ("mre_percent", "MRE, eq. (2)", "%"),
+            ("mre_squared_percent", "squared relative error, eq. (3)", "%"),
+        ],
+    ),
+    (
+        "Energies (predicted positions vs. the true-position floor)",
+        [
+            ("kinetic_energy_mean", "mean KE of the momenta", "hartree"),
+            ("potential_energy_predicted_mean", "mean PE, predicted positions", "hartree"),
+            ("potential_energy_true_mean", "mean PE, true positions", "hartree"),
+            ("energy_diff_1_mean", "EnergyDiff₁ mean, predicted", ""),
+            ("energy_diff_1_median", "EnergyDiff₁ median, predicted", ""),
+            ("energy_diff_1_true_median", "EnergyDiff₁ median, true (floor)", ""),
+            ("energy_diff_2_mean", "EnergyDiff₂ mean, predicted", ""),
+            ("energy_diff_2_median", "EnergyDiff₂ median, predicted", ""),
+            ("energy_diff_2_true_median", "EnergyDiff₂ median, true (floor)", ""),
+        ],
+    ),
+)
+
+
+def format_number(value: float) -> str:
+    """4 decimals, or scientific notation for 0 < |value| < 1e-3 and |value| ≥ 1e6; ints as is."""
+    if isinstance(value, int | np.integer):
+        return str(value)
+    value = float(value)
+    if math.isfinite(value) and value != 0.0 and not 1e-3 <= abs(value) < 1e6:
+        return f"{value:.4e}"
+    return f"{value:.4f}"
+
+
+def format_report(metrics: dict) -> str:
+    """The evaluation metrics as a readable block, one per line with its unit, in groups."""
+    width = max(len(description) for _, rows in _REPORT_GROUPS for _, description, _ in rows)
+    lines = []
+    if "num_events" in metrics:
+        lines.append(f"Evaluation on {metrics['num_events']} events")
+    shown = {"num_events"}
+    for title, rows in _REPORT_GROUPS:
+        present = [row for row in rows if row[0] in metrics]
+        if not present:
+            continue
+        lines.append(f"{title}:")
+        for key, description, unit in present:
+            lines.append(f"  {description:<{width}}  {format_number(metrics[key])} {unit}".rstrip())
+            shown.add(key)
+    others = [key for key in metrics if key not in shown]
+    if others:
+        lines.append("Other:")
+        lines.extend(f"  {key:<{width}}  {format_number(metrics[key])}" for key in others)
+    return "\n".join(lines)
+
+
+def format_sample_table(
+    true_positions: np.ndarray, predicted_positions: np.ndarray, event_indices
+) -> str:
+    """Tables like the specification's Table 2, one per chosen event, with the event's mean MRE.
+
+    Args:
+        true_positions: True positions in bohr, (events, 3 atoms C/O/S, 3 axes).
+        predicted_positions: Predicted positions in bohr, same shape.
+        event_indices: Which events to show.
+
+    Returns:
+        The tables, separated by blank lines; MRE is eq. (2) with ε = 1e-10, in percent.
+    """
+    header = f"{'Atom':<8}{'Coordinate':<12}{'Real':>12}{'Predicted':>12}{'MRE (%)':>12}"
+    blocks = []
+    for event in event_indices:
+        real = np.asarray(true_positions[event], dtype=float)
+        predicted = np.asarray(predicted_positions[event], dtype=float)
+        errors = mean_relative_error(real, predicted)
+        lines = [f"Event {event}", header, "-" * len(header)]
+        for atom_index, atom_name in enumerate(ATOM_NAMES):
+            for axis_index, axis in enumerate(AXES):
+                # Name the atom on its first row only, as Table 2 does.
+                label = atom_name if axis_index == 0 else ""
+                lines.append(
+                    f"{label:<8}{axis:<12}"
+                    f"{format_number(real[atom_index, axis_index]):>12}"
+                    f"{format_number(predicted[atom_index, axis_index]):>12}"
+                    f"{_format_percent(errors[atom_index, axis_index]):>12}"
+                )
+        lines.append(f"Average MRE across all coordinates: {_format_percent(np.mean(errors))}%")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def _format_percent(value: float) -> str:
+    # Two decimals as in Table 2; near-zero true coordinates give huge MREs (PHYSICS.md).
+    return f"{value:.2f}" if abs(value) < 1e6 else f"{value:.2e}"
+
+
+def sample_event_indices(num_events: int, num_samples: int, seed: int) -> np.ndarray:
+    """Sorted distinct random event indices, min(num_samples, num_events) of them."""
+    if num_events < 0 or num_samples < 0:
+        raise ValueError(
+            "num_events and num_samples must be ≥ 0; "
+            f"received: num_events={num_events}, num_samples={num_samples}"
+        )
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(num_events, size=min(num_samples, num_events), replace=False))

@@ -1,0 +1,158 @@
+"""One training run: data, split, fit, evaluation on the test split, and the run folder."""
+
+import dataclasses
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from cvae_tf import callbacks, data, export, metrics, model, report
+from cvae_tf.cli import UserInputError
+from cvae_tf.config import TrainConfig
+
+PREDICT_BATCH_SIZE = 8192
+
+
+@dataclasses.dataclass
+class RunResult:
+    """What a finished run leaves: its folder, its test metrics and the printed report."""
+
+    run_dir: Path
+    metrics: dict
+    report: str
+
+
+def load_events(config: TrainConfig) -> tuple[Path, data.Events]:
+    """The run's data file (the default set if none is given) and its events."""
+    path = Path(config.data) if config.data else data.default_data_path()
+    return path, data.load_events(path, config.position_columns, config.momentum_columns)
+
+
+def train(config: TrainConfig, verbose: int | str = "auto") -> RunResult:
+    """Trains a CVAE as `config` says, writes `<output_dir>/<run_name>/` and returns the result.
+
+    The run is written into a hidden temporary folder beside the final one and renamed into
+    place only when complete, so a crash never leaves a folder that looks like a finished run.
+    """
+    run_name = config.resolved_run_name()
+    output_dir = Path(config.output_dir)
+    run_dir = output_dir / run_name
+    if run_dir.exists():
+        raise UserInputError(f"run folder '{run_dir}' already exists; choose another --run_name")
+    data_path, events = load_events(config)
+    split = data.split_indices(len(events), config.train_fraction, config.val_fraction, config.seed)
+    positions = data.to_table(events.positions).astype(np.float32)
+    momenta = data.to_table(events.momenta).astype(np.float32)
+
+    keras.utils.set_random_seed(config.seed)
+    cvae = model.build_cvae(
+        positions[split.train],
+        momenta[split.train],
+        config.position_norm,
+        config.momentum_norm,
+        hidden_dim=config.hidden_dim,
+        num_layers=config.num_layers,
+        latent_dim=config.latent_dim,
+        activation=config.activation,
+        beta=config.beta,
+        l1=config.l1,
+        l2=config.l2,
+        latent_prior=config.latent_prior,
+        seed=config.seed,
+    )
+    cvae.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    work_dir = Path(tempfile.mkdtemp(dir=output_dir, prefix=f".{run_name}.partial-"))
+    try:
+        history = cvae.fit(
+            momenta[split.train],
+            positions[split.train],
+            batch_size=config.batch_size,
+            epochs=config.epochs,
+            validation_data=(momenta[split.validation], positions[split.validation]),
+            callbacks=_callback_stack(config, work_dir),
+            verbose=_progress_verbosity(verbose),
+        )
+        if not np.all(np.isfinite(history.history["loss"])):
+            raise UserInputError(
+                f"training diverged (loss {history.history['loss'][-1]}) at epoch "
+                f"{len(history.history['loss'])}; try a smaller --learning_rate or normalization"
+            )
+        cvae.fit_latent_statistics(momenta[split.train], positions[split.train])
+        test_metrics, text = evaluate(cvae, events, split, config)
+        test_metrics["data"] = str(data_path)
+        test_metrics["epochs_trained"] = len(history.history["loss"])
+        _save_run(cvae, config, split, history.history, test_metrics, work_dir)
+        os.replace(work_dir, run_dir)
+    except BaseException:
+        shutil.rmtree(work_dir, ignore_errors=True)
+        raise
+    return RunResult(run_dir=run_dir, metrics=test_metrics, report=text)
+
+
+def _callback_stack(config: TrainConfig, work_dir: Path) -> list[keras.callbacks.Callback]:
+    return [
+        model.LatentStatisticsReset(),
+        keras.callbacks.TerminateOnNaN(),
+        callbacks.RelativeEarlyStopping(
+            min_delta_factor=config.min_delta_factor, patience=config.patience
+        ),
+        callbacks.LearningCurves(str(work_dir)),
+        keras.callbacks.CSVLogger(str(work_dir / "history.csv")),
+        keras.callbacks.TensorBoard(log_dir=str(work_dir / "logs"), write_graph=False),
+    ]
+
+
+def _progress_verbosity(verbose: int | str) -> int:
+    # Keras' live progress bar in a terminal; one line per epoch in logs and pipes.
+    if verbose != "auto":
+        return int(verbose)
+    return 1 if sys.stdout.isatty() else 2
+
+
+def predict_positions(cvae: model.CVAE, momenta_table: np.ndarray) -> np.ndarray:
+    """One posterior sample of positions (bohr) [events, 9] for raw momenta (a.u.) [events, 9]."""
+    return np.asarray(cvae.predict(momenta_table, batch_size=PREDICT_BATCH_SIZE, verbose=0))
+
+
+def evaluate(
+    cvae: model.CVAE, events: data.Events, split: data.Split, config: TrainConfig
+) -> tuple[dict, str]:
+    """Test-split metrics in original units and the printed report with sample events."""
+    true_positions = events.positions[split.test]
+    test_momenta = events.momenta[split.test]
+    predicted = data.to_events_array(
+        predict_positions(cvae, data.to_table(test_momenta).astype(np.float32))
+    ).astype(np.float64)
+    results = metrics.evaluate_positions(true_positions, predicted, test_momenta)
+    # The bar to clear: always predicting the training split's mean geometry.
+    mean_geometry = events.positions[split.train].mean(axis=0)
+    results["baseline_training_mean_per_atom_error_bohr"] = float(
+        metrics.per_atom_error(true_positions, np.broadcast_to(mean_geometry, true_positions.shape))
+        .mean()
+    )
+    shown = report.sample_event_indices(len(split.test), config.num_display_samples, config.seed)
+    text = "\n\n".join(
+        [
+            report.format_report(results),
+            report.format_sample_table(true_positions, predicted, shown),
+        ]
+    )
+    return results, text
+
+
+def _save_run(cvae, config, split, history, test_metrics, work_dir: Path) -> None:
+    cvae.save(work_dir / "model.keras")
+    export.export_saved_model(cvae, work_dir / export.SAVED_MODEL_DIR)
+    (work_dir / "config.json").write_text(config.to_json() + "\n")
+    (work_dir / "metrics.json").write_text(json.dumps(test_metrics, indent=2) + "\n")
+    (work_dir / "history.json").write_text(
+        json.dumps({key: [float(v) for v in values] for key, values in history.items()}) + "\n"
+    )
+    np.savez(work_dir / "split.npz", train=split.train, validation=split.validation, test=split.test)

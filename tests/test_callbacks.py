@@ -1,0 +1,260 @@
+"""Tests of the relative early stopping and the learning-curve plots."""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from cvae_tf.callbacks import (
+    FIRST_CURVE_FILE,
+    REMAINING_CURVE_FILE,
+    LearningCurves,
+    RelativeEarlyStopping,
+    learning_curve_figures,
+    plot_learning_curves,
+)
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _small_model() -> keras.Model:
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.stop_training = False
+    return model
+
+
+def _set_epoch_weights(model: keras.Model, epoch: int) -> None:
+    """Fills every weight with the epoch number, so restored weights name their epoch."""
+    model.set_weights([np.full_like(w, float(epoch)) for w in model.get_weights()])
+
+
+def _drive(callback, model, losses, monitor="val_loss"):
+    """Runs a fit-like sequence of epochs with scripted losses; returns the epochs run."""
+    model.stop_training = False  # model.fit resets this at the start of every call
+    callback.set_model(model)
+    callback.on_train_begin()
+    epochs_run = 0
+    for epoch, loss in enumerate(losses):
+        _set_epoch_weights(model, epoch)
+        callback.on_epoch_end(epoch, {monitor: loss})
+        epochs_run += 1
+        if model.stop_training:
+            break
+    callback.on_train_end()
+    return epochs_run
+
+
+def _weights_epoch(model: keras.Model) -> float:
+    values = np.concatenate([w.ravel() for w in model.get_weights()])
+    assert np.all(values == values[0])
+    return float(values[0])
+
+
+def test_half_percent_improvement_does_not_count_with_one_percent_factor():
+    model = _small_model()
+    stopper = RelativeEarlyStopping(min_delta_factor=0.01, patience=1)
+    epochs_run = _drive(stopper, model, [1.0, 0.995, 0.99, 0.98])
+    # 0.995 is 0.5 % below 1.0 (< 1 %): no improvement, so patience 1 ends it at epoch index 1.
+    assert epochs_run == 2
+    assert stopper.stopped_epoch == 1
+    assert model.stop_training
+    assert stopper.best == 1.0
+    assert _weights_epoch(model) == 0.0  # restored from the best epoch, not the last
+
+
+def test_two_percent_improvement_counts_with_one_percent_factor():
+    model = _small_model()
+    stopper = RelativeEarlyStopping(min_delta_factor=0.01, patience=1)
+    # 0.98 is 2 % below 1.0: improves. 0.975 is only ~0.5 % below 0.98: does not.
+    epochs_run = _drive(stopper, model, [1.0, 0.98, 0.975, 0.5])
+    assert epochs_run == 3
+    assert stopper.stopped_epoch == 2
+    assert stopper.best == 0.98
+    assert stopper.best_epoch == 1
+    assert _weights_epoch(model) == 1.0
+
+
+def test_patience_counts_epochs_without_improvement_and_resets_on_improvement():
+    model = _small_model()
+    stopper = RelativeEarlyStopping(min_delta_factor=0.01, patience=3)
+    # Improvements at epochs 1 and 4; then 5, 6, 7 do not improve on 0.8 by 1 %: stop at 7.
+    losses = [1.0, 0.9, 0.95, 0.899, 0.8, 0.81, 0.795, 0.9, 0.1]
+    epochs_run = _drive(stopper, model, losses)
+    assert epochs_run == 8
+    assert stopper.stopped_epoch == 7
+    assert stopper.best_epoch == 4
+    assert _weights_epoch(model) == 4.0
+
+
+def test_never_stops_while_improving():
+    model = _small_model()
+    stopper = RelativeEarlyStopping(min_delta_factor=0.05, patience=0)
+    losses = [1.0 * 0.9**epoch for epoch in range(12)]  # 10 % better each epoch
+    assert _drive(stopper, model, losses) == 12
+    assert stopper.stopped_epoch == 0
+    assert not model.stop_training
+    assert _weights_epoch(model) == 11.0
+
+
+def test_reuse_across_two_fit_sequences_resets():
+    model = _small_model()
+    stopper = RelativeEarlyStopping(min_delta_factor=0.01, patience=1)
+    _drive(stopper, model, [0.5, 0.6, 0.7])
+    assert stopper.stopped_epoch == 1
+    # Second sequence at a worse level: against the old best 0.5 it would stop at once.
+    epochs_run = _drive(stopper, model, [5.0, 4.0, 3.0, 2.99, 1.0])
+    assert epochs_run == 4
+    assert stopper.stopped_epoch == 3
+    assert stopper.best == 3.0
+    assert _weights_epoch(model) == 2.0
+
+
+def test_custom_monitor_is_minimized():
+    model = _small_model()
+    stopper = RelativeEarlyStopping(min_delta_factor=0.0, patience=0, monitor="val_reconstruction")
+    # With factor 0 an equal value is no improvement (strictly less is required).
+    epochs_run = _drive(stopper, model, [2.0, 1.0, 1.0], monitor="val_reconstruction")
+    assert epochs_run == 3
+    assert stopper.stopped_epoch == 2
+    assert stopper.best == 1.0
+
+
+def test_negative_losses_need_the_same_relative_drop():
+    model = _small_model()
+    stopper = RelativeEarlyStopping(min_delta_factor=0.01, patience=0)
+    # Best −1.0: the threshold is −1.01; −1.005 does not reach it, −1.02 does (then −1.0302).
+    assert _drive(stopper, model, [-1.0, -1.02, -1.031]) == 3
+    assert stopper.stopped_epoch == 0
+    assert stopper.best == pytest.approx(-1.031)
+    assert _drive(stopper, model, [-1.0, -1.005]) == 2
+    assert stopper.stopped_epoch == 1
+
+
+@pytest.mark.parametrize("factor", [-0.1, 1.0, 1.5])
+def test_rejects_min_delta_factor_outside_unit_interval(factor):
+    with pytest.raises(ValueError, match=f"min_delta_factor={factor}"):
+        RelativeEarlyStopping(min_delta_factor=factor, patience=1)
+
+
+def test_rejects_negative_patience():
+    with pytest.raises(ValueError, match="patience=-1"):
+        RelativeEarlyStopping(min_delta_factor=0.01, patience=-1)
+
+
+def test_rejects_mode_override():
+    with pytest.raises(ValueError, match="mode='max'"):
+        RelativeEarlyStopping(min_delta_factor=0.01, patience=1, mode="max")
+
+
+def _scripted_history(num_epochs: int) -> dict[str, list[float]]:
+    epochs = np.arange(1, num_epochs + 1)
+    return {
+        "reconstruction": list(1.0 / epochs),
+        "val_reconstruction": list(1.5 / epochs),
+        "unregularized_loss": list(2.0 / epochs),
+        "loss": list(3.0 / epochs),
+    }
+
+
+def _lines_by_key(figure):
+    """{history key: (epochs, values)} of the lines drawn, keyed by the [key] in each label."""
+    (axes,) = figure.axes  # one axes: training and validation share its y scale
+    lines = {}
+    for line in axes.get_lines():
+        key = line.get_label().rsplit("[", 1)[1].rstrip("]")
+        lines[key] = (list(line.get_xdata()), list(line.get_ydata()))
+    return lines
+
+
+def test_figures_split_epochs_1_to_10_and_11_to_25():
+    history = _scripted_history(25)
+    first, remaining = learning_curve_figures(history)
+    first_lines, remaining_lines = _lines_by_key(first), _lines_by_key(remaining)
+    assert set(first_lines) == {"reconstruction", "val_reconstruction", "unregularized_loss"}
+    assert set(remaining_lines) == set(first_lines)
+    for key in first_lines:
+        assert first_lines[key][0] == list(range(1, 11))
+        assert remaining_lines[key][0] == list(range(11, 26))
+    assert first_lines["val_reconstruction"][1] == pytest.approx([1.5 / e for e in range(1, 11)])
+    assert remaining_lines["reconstruction"][1] == pytest.approx([1.0 / e for e in range(11, 26)])
+    dashed = [
+        line.get_label() for line in first.axes[0].get_lines() if line.get_linestyle() == "--"
+    ]
+    assert len(dashed) == 1 and "unregularized_loss" in dashed[0]
+
+
+def test_remaining_figure_has_a_note_when_there_are_only_four_epochs():
+    first, remaining = learning_curve_figures(_scripted_history(4))
+    assert _lines_by_key(first)["reconstruction"][0] == [1, 2, 3, 4]
+    assert remaining.axes[0].get_lines() == []
+    notes = [text.get_text() for text in remaining.axes[0].texts]
+    assert notes == ["no epochs after epoch 10"]
+
+
+def test_log_scale_only_for_positive_values():
+    history = {"reconstruction": [1.0, 0.5], "val_reconstruction": [1.2, 0.6]}
+    assert learning_curve_figures(history)[0].axes[0].get_yscale() == "log"
+    history["val_reconstruction"] = [0.0, -0.1]
+    assert learning_curve_figures(history)[0].axes[0].get_yscale() == "linear"
+
+
+def test_missing_reconstruction_key_is_named():
+    with pytest.raises(ValueError, match="'loss'"):
+        learning_curve_figures({"loss": [1.0]})
+
+
+@pytest.mark.parametrize("num_epochs", [25, 4])
+def test_plot_learning_curves_writes_two_pngs(tmp_path, num_epochs):
+    paths = plot_learning_curves(_scripted_history(num_epochs), str(tmp_path / "curves"))
+    assert [p.rsplit("/", 1)[1] for p in paths] == [FIRST_CURVE_FILE, REMAINING_CURVE_FILE]
+    for path in paths:
+        with open(path, "rb") as png:
+            assert png.read(8) == PNG_MAGIC
+
+
+def test_learning_curves_callback_collects_logs_and_plots(tmp_path):
+    callback = LearningCurves(str(tmp_path))
+    callback.on_train_begin()
+    for epoch in range(25):
+        logs = {"reconstruction": 1.0 / (epoch + 1), "loss": 2.0}
+        if epoch % 2 == 1:  # validation every second epoch only
+            logs["val_reconstruction"] = 1.5 / (epoch + 1)
+        callback.on_epoch_end(epoch, logs)
+    callback.on_train_end()
+    assert callback.history["reconstruction"] == pytest.approx([1.0 / e for e in range(1, 26)])
+    val = callback.history["val_reconstruction"]
+    assert len(val) == 25
+    assert math.isnan(val[0]) and math.isnan(val[2]) and val[1] == pytest.approx(0.75)
+    for path in callback.paths:
+        with open(path, "rb") as png:
+            assert png.read(8) == PNG_MAGIC
+
+
+def test_learning_curves_and_early_stopping_in_a_real_fit(tmp_path):
+    """Smoke test: both callbacks work inside keras' own fit loop on a custom metric name."""
+    rng = np.random.default_rng(0)
+    inputs = rng.normal(size=(64, 2)).astype("float32")
+    targets = inputs @ np.array([[1.0], [-2.0]], dtype="float32")
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(
+        optimizer=keras.optimizers.Adam(0.05),
+        loss="mse",
+        metrics=[keras.metrics.MeanSquaredError(name="reconstruction")],
+    )
+    curves = LearningCurves(str(tmp_path))
+    stopper = RelativeEarlyStopping(0.01, patience=2, monitor="val_reconstruction")
+    history = model.fit(
+        inputs,
+        targets,
+        validation_split=0.25,
+        epochs=3,
+        batch_size=16,
+        verbose=0,
+        callbacks=[curves, stopper],
+    )
+    assert curves.history["val_reconstruction"] == pytest.approx(
+        history.history["val_reconstruction"]
+    )
+    assert len(curves.history["reconstruction"]) == 3
+    assert all(path.endswith(".png") for path in curves.paths)

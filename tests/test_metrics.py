@@ -1,0 +1,164 @@
+"""Tests of the evaluation metrics against the specification's Table 2 and hand-worked examples."""
+
+import math
+
+import numpy as np
+import pytest
+
+from cvae_tf.metrics import (
+    evaluate_positions,
+    mean_relative_error,
+    per_atom_error,
+    squared_relative_error,
+)
+
+# The specification's Table 2, rows C x/y/z, O x/y/z, S x/y/z.
+TABLE_2_REAL = np.array(
+    [[1.2801, 1.8885, -0.0644], [-0.6929, 3.0627, 2.22e-16], [4.1056, 8.48e-16, 3.14e-16]]
+)
+TABLE_2_PREDICTED = np.array(
+    [[1.3000, 1.9000, -0.0600], [-0.7000, 3.0500, 1.00e-16], [4.0900, 9.00e-16, 3.50e-16]]
+)
+
+# Linear OCS at equilibrium along x, C at the origin: r_CO = 2.188, r_CS = 2.948, r_OS = 5.136 bohr.
+EQUILIBRIUM = np.array([[0.0, 0.0, 0.0], [-2.188, 0.0, 0.0], [2.948, 0.0, 0.0]])
+# 4/2.188 + 4/2.948 + 4/5.136 = 1.828154 + 1.356852 + 0.778816 hartree.
+EQUILIBRIUM_PE = 3.963821867
+# p_C = 100, p_O = −200, p_S = 100 a.u. along x (total zero): KE = 100²/(2·21894.71361)
+# + 200²/(2·29164.39289) + 100²/(2·58441.80487) = 0.228366 + 0.685768 + 0.085555 hartree.
+HAND_MOMENTA = np.array([[100.0, 0.0, 0.0], [-200.0, 0.0, 0.0], [100.0, 0.0, 0.0]])
+HAND_KE = 0.9996885686
+
+
+def test_mre_reproduces_the_six_table_2_entries_that_follow_from_the_formula():
+    errors = mean_relative_error(TABLE_2_REAL, TABLE_2_PREDICTED)
+    expected = {(0, 0): 1.55, (0, 1): 0.61, (0, 2): 6.83, (1, 0): 1.02, (1, 1): 0.41, (2, 0): 0.38}
+    for (atom, axis), table_value in expected.items():
+        assert round(float(errors[atom, axis]), 2) == table_value
+
+
+def test_mre_of_near_zero_coordinates_is_about_zero_with_epsilon():
+    # PHYSICS.md's known slip: Table 2's 54.95, 6.13 and 11.46 % dropped ε.
+    errors = mean_relative_error(TABLE_2_REAL, TABLE_2_PREDICTED, epsilon=1e-10)
+    for atom, axis in [(1, 2), (2, 1), (2, 2)]:
+        assert errors[atom, axis] < 1e-3
+    assert np.mean(errors) == pytest.approx(1.2, abs=0.05)
+    # Without ε the table's own (slipped) numbers come back, which confirms the diagnosis.
+    no_epsilon = mean_relative_error(TABLE_2_REAL, TABLE_2_PREDICTED, epsilon=0.0)
+    assert round(float(no_epsilon[1, 2]), 2) == 54.95
+    assert round(float(no_epsilon[2, 1]), 2) == 6.13
+    assert round(float(no_epsilon[2, 2]), 2) == 11.46
+
+
+def test_mre_and_squared_relative_error_by_hand():
+    real = np.array([2.0, -4.0, 0.0])
+    predicted = np.array([1.0, -3.0, 0.0])
+    # |2 − 1|/2 = 50 %, |−4 + 3|/4 = 25 %, 0/ε = 0 %.
+    assert mean_relative_error(real, predicted) == pytest.approx([50.0, 25.0, 0.0])
+    # (1/2)²·100 = 25, (1/4)²·100 = 6.25, and finite at a zero coordinate thanks to ε.
+    assert squared_relative_error(real, predicted) == pytest.approx([25.0, 6.25, 0.0])
+    assert np.isfinite(squared_relative_error(np.array([0.0]), np.array([1.0]))).all()
+
+
+def test_per_atom_error_of_a_known_displacement():
+    predicted = EQUILIBRIUM + np.array([[3.0, 4.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 2.0]])
+    errors = per_atom_error(EQUILIBRIUM[None], predicted[None])
+    assert errors.shape == (1, 3)
+    assert errors[0] == pytest.approx([5.0, 0.0, 2.0])
+
+
+def test_energies_of_a_hand_worked_equilibrium_geometry():
+    positions = EQUILIBRIUM[None]
+    metrics = evaluate_positions(positions, positions, HAND_MOMENTA[None])
+    assert metrics["potential_energy_true_mean"] == pytest.approx(EQUILIBRIUM_PE, rel=1e-9)
+    assert metrics["potential_energy_predicted_mean"] == pytest.approx(EQUILIBRIUM_PE, rel=1e-9)
+    assert metrics["kinetic_energy_mean"] == pytest.approx(HAND_KE, rel=1e-9)
+    diff = abs(HAND_KE - EQUILIBRIUM_PE) / HAND_KE
+    assert metrics["energy_diff_1_mean"] == pytest.approx(diff, rel=1e-8)
+    assert metrics["energy_diff_2_median"] == pytest.approx(diff**2, rel=1e-8)
+
+
+def _consistent_event():
+    """Equilibrium positions and momenta (S alone moving) whose KE equals their PE exactly."""
+    sulfur_momentum = math.sqrt(2.0 * 58441.80487 * EQUILIBRIUM_PE)
+    momenta = np.zeros((3, 3))
+    momenta[2, 1] = sulfur_momentum
+    return EQUILIBRIUM.copy(), momenta
+
+
+def test_energy_diff_of_consistent_data_is_zero_and_of_a_stretched_prediction_is_known():
+    positions, momenta = _consistent_event()
+    # Every distance doubled halves the PE: EnergyDiff₁ = |KE − KE/2|/KE = 0.5, EnergyDiff₂ = 0.25.
+    stretched = 2.0 * positions
+    metrics = evaluate_positions(positions[None], stretched[None], momenta[None])
+    assert metrics["energy_diff_1_true_median"] == pytest.approx(0.0, abs=1e-9)
+    assert metrics["energy_diff_2_true_median"] == pytest.approx(0.0, abs=1e-9)
+    assert metrics["potential_energy_predicted_mean"] == pytest.approx(EQUILIBRIUM_PE / 2)
+    assert metrics["energy_diff_1_mean"] == pytest.approx(0.5)
+    assert metrics["energy_diff_2_mean"] == pytest.approx(0.25)
+    perfect = evaluate_positions(positions[None], positions[None], momenta[None])
+    assert perfect["energy_diff_1_mean"] == pytest.approx(0.0, abs=1e-9)
+    assert perfect["position_mse_bohr2"] == 0.0
+    assert perfect["mre_percent"] == 0.0
+
+
+def test_evaluate_positions_means_medians_and_per_atom_errors_over_events():
+    positions, momenta = _consistent_event()
+    true_positions = np.stack([positions] * 3)
+    all_momenta = np.stack([momenta] * 3)
+    predicted = true_positions.copy()
+    predicted[0, 0] += [3.0, 4.0, 0.0]  # event 0: C off by 5 bohr
+    predicted[1, 2] += [0.0, 0.0, 2.0]  # event 1: S off by 2 bohr
+    predicted[2] *= 2.0  # event 2: every distance doubled, EnergyDiff₁ = 0.5
+    metrics = evaluate_positions(true_positions, predicted, all_momenta)
+
+    assert metrics["num_events"] == 3
+    # Event 2's displacements: C stays at the origin, O moves 2.188, S moves 2.948 bohr.
+    assert metrics["per_atom_error_C_bohr"] == pytest.approx(5.0 / 3)
+    assert metrics["per_atom_error_O_bohr"] == pytest.approx(2.188 / 3)
+    assert metrics["per_atom_error_S_bohr"] == pytest.approx((2.0 + 2.948) / 3)
+    assert metrics["per_atom_error_bohr"] == pytest.approx((5.0 + 2.0 + 2.188 + 2.948) / 9)
+    squared = 9.0 + 16.0 + 4.0 + 2.188**2 + 2.948**2
+    assert metrics["position_mse_bohr2"] == pytest.approx(squared / 27)
+    # Events 0 and 1 change the PE too; their EnergyDiff₁ by hand from the new distances.
+    r_co, r_cs = math.hypot(-2.188 - 3.0, 4.0), math.hypot(2.948 - 3.0, 4.0)
+    pe_0 = 4 / r_co + 4 / r_cs + 4 / 5.136
+    pe_1 = 4 / 2.188 + 4 / math.hypot(2.948, 2.0) + 4 / math.hypot(5.136, 2.0)
+    diffs = sorted(abs(EQUILIBRIUM_PE - pe) / EQUILIBRIUM_PE for pe in (pe_0, pe_1))
+    diffs = sorted([*diffs, 0.5])
+    assert metrics["energy_diff_1_median"] == pytest.approx(diffs[1], rel=1e-6)
+    assert metrics["energy_diff_1_mean"] == pytest.approx(sum(diffs) / 3, rel=1e-6)
+    assert metrics["energy_diff_2_mean"] == pytest.approx(sum(d**2 for d in diffs) / 3, rel=1e-6)
+    assert metrics["energy_diff_1_true_median"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_evaluate_positions_returns_exactly_the_documented_plain_numbers():
+    positions, momenta = _consistent_event()
+    metrics = evaluate_positions(positions[None], positions[None], momenta[None])
+    assert set(metrics) == {
+        "mre_percent",
+        "mre_squared_percent",
+        "kinetic_energy_mean",
+        "potential_energy_predicted_mean",
+        "potential_energy_true_mean",
+        "energy_diff_1_mean",
+        "energy_diff_1_median",
+        "energy_diff_2_mean",
+        "energy_diff_2_median",
+        "energy_diff_1_true_median",
+        "energy_diff_2_true_median",
+        "per_atom_error_bohr",
+        "per_atom_error_C_bohr",
+        "per_atom_error_O_bohr",
+        "per_atom_error_S_bohr",
+        "position_mse_bohr2",
+        "num_events",
+    }
+    assert all(type(value) in (float, int) for value in metrics.values())
+
+
+def test_evaluate_positions_rejects_mismatched_shapes():
+    with pytest.raises(ValueError, match=r"\(2, 3, 3\)"):
+        evaluate_positions(np.zeros((2, 3, 3)), np.zeros((3, 3, 3)), np.zeros((2, 3, 3)))
+    with pytest.raises(ValueError, match="at least one event"):
+        evaluate_positions(np.zeros((0, 3, 3)), np.zeros((0, 3, 3)), np.zeros((0, 3, 3)))
