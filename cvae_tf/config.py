@@ -9,8 +9,8 @@ import keras
 from absl import flags
 
 from cvae_tf import model, preprocessing
-from cvae_tf.data import MOMENTUM_COLUMNS, POSITION_COLUMNS
 from cvae_tf.cli import UserInputError
+from cvae_tf.data import MOMENTUM_COLUMNS, POSITION_COLUMNS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,7 +108,9 @@ def from_flags(flag_values: flags.FlagValues) -> TrainConfig:
     values = {}
     for field in dataclasses.fields(TrainConfig):
         value = flag_values[field.name].value
-        values[field.name] = tuple(name.strip() for name in value) if isinstance(value, list) else value
+        if isinstance(value, list):  # Column lists; "cx, cy" → ("cx", "cy").
+            value = tuple(name.strip() for name in value)
+        values[field.name] = value
     return validate(TrainConfig(**values))
 
 

@@ -11,7 +11,7 @@ LATENT_PRIORS = ("encoder_means", "aggregate_posterior")
 
 
 def hidden_layer_sizes(hidden_dim: int, num_layers: int) -> list[int]:
-    """The encoder's widths, [hidden_dim·2^i for i in range(num_layers)] (64, 128, 256 for 64, 3)."""
+    """Encoder widths [hidden_dim·2^i for i in range(num_layers)]: 64, 128, 256 for (64, 3)."""
     return [hidden_dim * 2**i for i in range(num_layers)]
 
 
@@ -68,17 +68,11 @@ class CVAE(keras.Model):
             "momentum_offset": np.asarray(momentum_offset, dtype=np.float64).tolist(),
             "momentum_variance": np.asarray(momentum_variance, dtype=np.float64).tolist(),
         }
-        self.normalize_positions = keras.layers.Normalization(
-            mean=position_offset, variance=position_variance, name="positions_normalize"
+        self.normalize_positions, self.denormalize_positions = preprocessing.normalization_layers(
+            position_offset, position_variance, "positions"
         )
-        self.denormalize_positions = keras.layers.Normalization(
-            mean=position_offset,
-            variance=position_variance,
-            invert=True,
-            name="positions_denormalize",
-        )
-        self.normalize_momenta = keras.layers.Normalization(
-            mean=momentum_offset, variance=momentum_variance, name="momenta_normalize"
+        self.normalize_momenta, _ = preprocessing.normalization_layers(
+            momentum_offset, momentum_variance, "momenta"
         )
         sizes = hidden_layer_sizes(hidden_dim, num_layers)
         self.encoder_layers = _mlp(sizes, activation, "encoder")
@@ -185,7 +179,7 @@ class CVAE(keras.Model):
         return self.denormalize_positions(self.decode(latent, self.normalize_momenta(momenta)))
 
     def call(self, momenta, training=False):
-        """One posterior sample of positions (bohr) [batch, 9] from raw momenta (a.u.) [batch, 9]."""
+        """One sample of positions (bohr) [batch, 9] given raw momenta (a.u.) [batch, 9]."""
         momenta = ops.convert_to_tensor(momenta, dtype=self.compute_dtype)
         return self.decode_positions(momenta, self.sample_latent(ops.shape(momenta)[0]))
 
@@ -208,7 +202,7 @@ class CVAE(keras.Model):
         ]
 
     def compute_losses(self, momenta, positions):
-        """The loss terms of one batch; returns (total, reconstruction, kl, l1, l2, latent stats)."""
+        """One batch's loss terms: (total, reconstruction, kl, l1, l2, (latent mean, log-var))."""
         normalized_momenta = self.normalize_momenta(momenta)
         normalized_positions = self.normalize_positions(positions)
         latent_mean, latent_log_var = self.encode(normalized_positions, normalized_momenta)

@@ -17,7 +17,7 @@ def define_flags() -> None:
     """The predict command's flags."""
     flags.DEFINE_string("model_dir", None, "Run folder written by cvae_tf.train (required).")
     flags.DEFINE_string("input", None, "CSV with the model's momentum columns (a.u.) (required).")
-    flags.DEFINE_string("output", None, "CSV to write the predicted positions (bohr) to (required).")
+    flags.DEFINE_string("output", None, "CSV for the predicted positions (bohr) (required).")
     flags.DEFINE_integer(
         "num_samples",
         1,

@@ -36,10 +36,9 @@ def normalization_statistics(method: str, values: np.ndarray) -> tuple[np.ndarra
 
 
 def normalization_layers(
-    method: str, values: np.ndarray, name: str
+    offset, variance, name: str
 ) -> tuple[keras.layers.Normalization, keras.layers.Normalization]:
-    """A (forward, inverse) pair of `Normalization` layers fitted on `values` (the training split)."""
-    offset, variance = normalization_statistics(method, values)
+    """A (forward, inverse) pair of `Normalization` layers, (x − offset)/√variance and back."""
     forward = keras.layers.Normalization(mean=offset, variance=variance, name=f"{name}_normalize")
     inverse = keras.layers.Normalization(
         mean=offset, variance=variance, invert=True, name=f"{name}_denormalize"

@@ -15,8 +15,10 @@ def main(argv: list[str]) -> None:
     print(f"  SavedModel:      {result.run_dir / 'saved_model'}")
     for name in ("learning_curve_first_10_epochs.png", "learning_curve_remaining_epochs.png"):
         print(f"  learning curve:  {result.run_dir / name}")
-    print(f"Predict with: python -m cvae_tf.predict --model_dir={result.run_dir} "
-          "--input=momenta.csv --output=positions.csv")
+    print(
+        f"Predict with: python -m cvae_tf.predict --model_dir={result.run_dir} "
+        "--input=momenta.csv --output=positions.csv"
+    )
 
 
 if __name__ == "__main__":

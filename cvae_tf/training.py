@@ -134,8 +134,9 @@ def evaluate(
     # The bar to clear: always predicting the training split's mean geometry.
     mean_geometry = events.positions[split.train].mean(axis=0)
     results["baseline_training_mean_per_atom_error_bohr"] = float(
-        metrics.per_atom_error(true_positions, np.broadcast_to(mean_geometry, true_positions.shape))
-        .mean()
+        metrics.per_atom_error(
+            true_positions, np.broadcast_to(mean_geometry, true_positions.shape)
+        ).mean()
     )
     shown = report.sample_event_indices(len(split.test), config.num_display_samples, config.seed)
     text = "\n\n".join(
@@ -155,4 +156,6 @@ def _save_run(cvae, config, split, history, test_metrics, work_dir: Path) -> Non
     (work_dir / "history.json").write_text(
         json.dumps({key: [float(v) for v in values] for key, values in history.items()}) + "\n"
     )
-    np.savez(work_dir / "split.npz", train=split.train, validation=split.validation, test=split.test)
+    np.savez(
+        work_dir / "split.npz", train=split.train, validation=split.validation, test=split.test
+    )
