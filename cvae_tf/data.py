@@ -90,6 +90,9 @@ def read_header(path: str | os.PathLike) -> list[str]:
         raise UserInputError(f"data file '{path}' does not exist; expected a CSV file")
     if path.is_dir():
         raise UserInputError(f"data file '{path}' is a directory; expected a CSV file")
+    with open(path, "rb") as stream:
+        if b"\x00" in stream.read(65536):  # NUL bytes: a binary file, not a CSV.
+            raise UserInputError(f"data file '{path}' is not a text CSV file (binary content)")
     try:
         with open(path, newline="", encoding="utf-8-sig") as stream:
             header = next(csv.reader(stream), None)
@@ -116,18 +119,20 @@ def read_columns(path: str | os.PathLike, columns: Sequence[str]) -> np.ndarray:
     """Reads the named numeric columns as float64 (events, len(columns)) with row-level errors."""
     header = read_header(path)
     check_columns(path, header, columns)
-    frame = pd.read_csv(
-        path,
-        header=0,
-        names=header,
-        usecols=list(columns),
-        skipinitialspace=True,
-        encoding="utf-8-sig",
-    )[list(columns)]
+    try:
+        # All columns, not usecols: pandas' usecols silently accepts rows with extra cells.
+        frame = pd.read_csv(path, skipinitialspace=True, encoding="utf-8-sig", index_col=False)
+    except UnicodeDecodeError:
+        raise UserInputError(f"data file '{path}' is not a UTF-8 text CSV file") from None
+    except pd.errors.ParserError as error:  # e.g. a row with more cells than the header
+        reason = str(error).strip().splitlines()[-1]
+        raise UserInputError(f"data file '{path}' is not a well-formed CSV: {reason}") from None
+    frame.columns = header
+    frame = frame[list(columns)]
     if frame.empty:
         raise UserInputError(f"data file '{path}' has a header but no data rows")
     for name in columns:
-        if frame[name].dtype == object:  # pandas found a cell it could not read as a number.
+        if not pd.api.types.is_numeric_dtype(frame[name]):  # a cell that is not a number
             as_number = pd.to_numeric(frame[name], errors="coerce")
             row = int(np.flatnonzero((as_number.isna() & frame[name].notna()).to_numpy())[0])
             raise UserInputError(

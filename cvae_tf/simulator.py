@@ -1,0 +1,376 @@
+"""The forward model: OCS geometries drawn from a prior, exploded into asymptotic fragment momenta."""
+
+import dataclasses
+import math
+import sys
+import time
+
+import numpy as np
+
+from cvae_tf import physics
+from cvae_tf.cli import UserInputError
+
+ORIENTATIONS = ("random", "fixed")
+
+# Events drawn per random-number chunk in simulate_events. Part of the sampling stream: changing it
+# changes which events a seed gives (so would data.py's cached default set).
+CHUNK_EVENTS = 50_000
+# Events integrated together: ~40 arrays of this length stay within the CPU's L2/L3 cache.
+_BLOCK_EVENTS = 8192
+
+# A bond under a tenth of its mean is a sampling artefact of a wide prior, not a vibration; such
+# geometries are redrawn (the bound keeps the redraw loop finite even when spread ≫ mean).
+_MIN_BOND_FRACTION = 0.1
+
+# Pair order of physics.PAIRS: CO, CS, OS; their charge products and the sum Σ q_i q_j.
+_PAIR_CHARGES = np.array([physics.CHARGES[i] * physics.CHARGES[j] for i, j in physics.PAIRS])
+
+# The integrator works in relative coordinates u = r_O − r_C, w = r_S − r_C, which carry all the
+# dynamics; (u, w, w − u) are the CO, CS and OS pair vectors. With f_p = pair vector / |pair|³,
+# [ü, ẅ] = _RELATIVE_ACCELERATION @ [f_CO, f_CS, f_OS] (from m_i r̈_i = Σ q_i q_j (r_i − r_j)/r³).
+_M_C, _M_O, _M_S = physics.MASSES
+_RELATIVE_ACCELERATION = _PAIR_CHARGES * np.array(
+    [
+        [1 / _M_O + 1 / _M_C, 1 / _M_C, -1 / _M_O],
+        [1 / _M_C, 1 / _M_S + 1 / _M_C, 1 / _M_S],
+    ]
+)
+
+# Blanes & Moan (2002), J. Comput. Appl. Math. 142, 313, SRKN₁₁ᵇ: a symmetric 6th-order
+# kick-drift splitting for H = T(p) + V(q) with 11 force evaluations per step. Measured against
+# Yoshida's 4th order and Kahan & Li's 8th order at equal force evaluations it was 10–1000× more
+# accurate here. Kicks _KICK[0], drift _DRIFT[0], kick _KICK[1], ..., drift _DRIFT[10], kick _KICK[11].
+_HALF_KICK = [
+    0.0414649985182624,
+    0.198128671918067,
+    -0.0400061921041533,
+    0.0752539843015807,
+    -0.0115113874206879,
+    0.23666992478693111,
+]
+_HALF_DRIFT = [
+    0.123229775946271,
+    0.290553797799558,
+    -0.127049212625417,
+    -0.246331761062075,
+    0.357208872795928,
+]
+_KICK = np.array(_HALF_KICK + _HALF_KICK[::-1])
+_DRIFT = np.array([*_HALF_DRIFT, 1.0 - 2.0 * sum(_HALF_DRIFT), *_HALF_DRIFT[::-1]])
+
+# The time schedule, in scaled units where every event's harmonic-mean pair distance is 1 bohr
+# (see _explode_block). Steps are uniform in x with t = τ(exp(S·x^γ) − 1), S = ln(1 + T/τ): the
+# log time follows the 1/t decay of the forces, and γ > 1 spends steps where the ions still
+# accelerate. After T the straight-line tail has a relative error ~(PE(T)/KE)² ≈ 2·10⁻⁹. The four
+# numbers were tuned against a DOP853 reference (rtol 1e-13) for accuracy at the fewest steps.
+_NUM_STEPS = 48
+_TIME_SCALE = 75.0  # τ, scaled time units (≈ 400 a.u. at the equilibrium geometry)
+_END_TIME = 5.6e5  # T, scaled time units (≈ 3·10⁶ a.u.)
+_STEP_EXPONENT = 2.0  # γ
+
+
+@dataclasses.dataclass(frozen=True)
+class GeometryPrior:
+    """Gaussian prior of the OCS geometry: bond lengths in bohr, the O–C–S angle in degrees."""
+
+    co_bond_mean: float = 114.0 * physics.BOHR_PER_PICOMETRE
+    co_bond_spread: float = 12.4 * physics.BOHR_PER_PICOMETRE
+    cs_bond_mean: float = 163.0 * physics.BOHR_PER_PICOMETRE
+    cs_bond_spread: float = 12.4 * physics.BOHR_PER_PICOMETRE
+    angle_mean: float = 174.4
+    angle_spread: float = 3.4
+
+    def __post_init__(self) -> None:
+        for name in ("co_bond_mean", "cs_bond_mean"):
+            _check_number(name, getattr(self, name), "bohr", "a length > 0", lambda v: v > 0)
+        _check_number(
+            "angle_mean", self.angle_mean, "degrees", "an angle in (0, 180]", lambda v: 0 < v <= 180
+        )
+        for name, unit in (
+            ("co_bond_spread", "bohr"),
+            ("cs_bond_spread", "bohr"),
+            ("angle_spread", "degrees"),
+        ):
+            _check_number(name, getattr(self, name), unit, "a spread ≥ 0", lambda v: v >= 0)
+
+
+@dataclasses.dataclass(frozen=True)
+class SimulationConfig:
+    """What simulate_events draws: events, seed, geometry prior, orientation, momentum spreads."""
+
+    num_events: int
+    seed: int = 0
+    prior: GeometryPrior = GeometryPrior()
+    orientation: str = "random"  # "random": uniform over SO(3); "fixed": the xy-plane body frame
+    zero_point_momentum_spread: float = 0.0  # a.u., per atom and component, before the explosion
+    detector_momentum_noise: float = 0.0  # a.u., Gaussian, added to each final momentum component
+
+    def __post_init__(self) -> None:
+        for name, minimum in (("num_events", 1), ("seed", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+                raise UserInputError(f"{name}={value!r}; expected an integer ≥ {minimum}")
+        if self.orientation not in ORIENTATIONS:
+            raise UserInputError(
+                f"orientation={self.orientation!r}; expected one of {', '.join(ORIENTATIONS)}"
+            )
+        for name in ("zero_point_momentum_spread", "detector_momentum_noise"):
+            _check_number(name, getattr(self, name), "a.u.", "a spread ≥ 0", lambda v: v >= 0)
+
+
+def _check_number(name: str, value: float, unit: str, accepted: str, is_valid) -> None:
+    """Raises UserInputError naming the value unless it is a finite real number that is_valid."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.floating | np.integer):
+        raise UserInputError(f"{name}={value!r}; expected {accepted} ({unit})")
+    if not math.isfinite(value) or not is_valid(value):
+        raise UserInputError(f"{name}={value} {unit}; expected {accepted} ({unit})")
+
+
+def sample_geometries(
+    num_events: int,
+    rng: np.random.Generator,
+    prior: GeometryPrior = GeometryPrior(),
+    orientation: str = "random",
+) -> np.ndarray:
+    """Positions (events, C/O/S, xyz) in bohr drawn from the prior, centre of mass at the origin."""
+    co_bond = rng.normal(prior.co_bond_mean, prior.co_bond_spread, num_events)
+    cs_bond = rng.normal(prior.cs_bond_mean, prior.cs_bond_spread, num_events)
+    angle = rng.normal(prior.angle_mean, prior.angle_spread, num_events)
+    # Redraw, in place and from the same stream, geometries with a bond or the O–S distance
+    # absurdly short; each redraw pass keeps the result a function of the seed alone.
+    shortest = _MIN_BOND_FRACTION * min(prior.co_bond_mean, prior.cs_bond_mean)
+    while True:
+        too_short = (
+            (co_bond <= _MIN_BOND_FRACTION * prior.co_bond_mean)
+            | (cs_bond <= _MIN_BOND_FRACTION * prior.cs_bond_mean)
+            | (_os_distance(co_bond, cs_bond, angle) <= shortest)
+        )
+        count = int(np.count_nonzero(too_short))
+        if count == 0:
+            break
+        co_bond[too_short] = rng.normal(prior.co_bond_mean, prior.co_bond_spread, count)
+        cs_bond[too_short] = rng.normal(prior.cs_bond_mean, prior.cs_bond_spread, count)
+        angle[too_short] = rng.normal(prior.angle_mean, prior.angle_spread, count)
+    # An angle of 180° + δ is the same bent molecule as 180° − δ (and −δ the same as +δ).
+    bend = np.radians(np.abs((angle + 180.0) % 360.0 - 180.0))
+
+    # Body frame: C at the origin, O on +x, S in the xy-plane.
+    positions = np.zeros((num_events, 3, 3))
+    positions[:, 1, 0] = co_bond
+    positions[:, 2, 0] = cs_bond * np.cos(bend)
+    positions[:, 2, 1] = cs_bond * np.sin(bend)
+    positions -= physics.center_of_mass(positions)[:, None, :]
+    if orientation == "fixed":
+        return positions
+    if orientation != "random":
+        raise UserInputError(f"orientation={orientation!r}; expected one of {ORIENTATIONS}")
+    return np.einsum("nij,naj->nai", random_rotations(num_events, rng), positions)
+
+
+def _os_distance(co_bond: np.ndarray, cs_bond: np.ndarray, angle: np.ndarray) -> np.ndarray:
+    """r_OS in bohr from the two bonds and the O–C–S angle in degrees (law of cosines)."""
+    cosine = np.cos(np.radians(angle))
+    return np.sqrt(np.maximum(co_bond**2 + cs_bond**2 - 2 * co_bond * cs_bond * cosine, 0.0))
+
+
+def random_rotations(num_events: int, rng: np.random.Generator) -> np.ndarray:
+    """Rotation matrices (events, 3, 3) uniform over SO(3): normalized 4-d Gaussian quaternions."""
+    # scipy's Rotation.random does the same; numpy alone keeps scipy out of the library.
+    quaternion = rng.normal(size=(num_events, 4))
+    w, x, y, z = (quaternion / np.linalg.norm(quaternion, axis=1, keepdims=True)).T
+    return np.stack(
+        [
+            np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)], axis=-1),
+            np.stack([2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)], axis=-1),
+            np.stack([2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)], axis=-1),
+        ],
+        axis=-2,
+    )
+
+
+def zero_point_momenta(num_events: int, rng: np.random.Generator, spread: float) -> np.ndarray:
+    """Gaussian initial momenta (events, C/O/S, xyz) in a.u. with the total momentum removed."""
+    momenta = rng.normal(0.0, spread, (num_events, 3, 3))
+    # Subtracting m_i/M · P from each atom keeps the molecule's centre of mass at rest.
+    mass_fraction = physics.MASSES / physics.MASSES.sum()
+    return momenta - mass_fraction[:, None] * physics.total_momentum(momenta)[:, None, :]
+
+
+def explode(positions: np.ndarray, initial_momenta: np.ndarray | None = None) -> np.ndarray:
+    """Asymptotic (t → ∞) momenta in a.u. of C²⁺, O²⁺, S²⁺ starting at positions (bohr).
+
+    Args:
+        positions: (..., 3 atoms, 3 axes) in bohr, atoms ordered C, O, S; any origin.
+        initial_momenta: same shape, a.u.; None starts every ion at rest.
+
+    Returns:
+        Final momenta, same shape, in a.u.; their sum equals the initial total momentum.
+    """
+    positions = np.asarray(positions, dtype=np.float64)
+    if positions.ndim < 2 or positions.shape[-2:] != (3, 3):
+        raise ValueError(f"positions must be shaped (..., 3, 3); received {positions.shape}")
+    if initial_momenta is None:
+        initial_momenta = np.zeros_like(positions)
+    initial_momenta = np.asarray(initial_momenta, dtype=np.float64)
+    if initial_momenta.shape != positions.shape:
+        raise ValueError(
+            f"initial_momenta shape {initial_momenta.shape} != positions shape {positions.shape}"
+        )
+    flat_positions = positions.reshape(-1, 3, 3)
+    flat_momenta = initial_momenta.reshape(-1, 3, 3)
+    final = np.empty_like(flat_positions)
+    for start in range(0, len(flat_positions), _BLOCK_EVENTS):
+        block = slice(start, start + _BLOCK_EVENTS)
+        final[block] = _explode_block(flat_positions[block], flat_momenta[block])
+    return final.reshape(positions.shape)
+
+
+def _explode_block(positions: np.ndarray, momenta: np.ndarray) -> np.ndarray:
+    """explode() on (events, 3, 3) arrays small enough to integrate at once."""
+    num_events = len(positions)
+    velocities = momenta / physics.MASSES[:, None]
+    com_velocity = physics.total_momentum(momenta) / physics.MASSES.sum()
+
+    # Coulomb scaling r → λr, t → λ^{3/2}t, p → λ^{-1/2}p maps solutions to solutions; scaling each
+    # event to unit harmonic-mean pair distance λ = Σ q_i q_j / PE lets one step schedule serve
+    # every geometry, compressed or stretched, with the same relative accuracy.
+    length = _PAIR_CHARGES.sum() / physics.potential_energy(positions)
+    velocity_scale = np.sqrt(length)
+
+    # Axis-first layout (pair, xyz, event) so every numpy call streams over contiguous events.
+    pair_vectors = np.empty((3, 3, num_events))
+    pair_vectors[0] = ((positions[:, 1] - positions[:, 0]) / length[:, None]).T
+    pair_vectors[1] = ((positions[:, 2] - positions[:, 0]) / length[:, None]).T
+    relative_velocities = np.empty((2, 3, num_events))
+    relative_velocities[0] = ((velocities[:, 1] - velocities[:, 0]) * velocity_scale[:, None]).T
+    relative_velocities[1] = ((velocities[:, 2] - velocities[:, 0]) * velocity_scale[:, None]).T
+
+    _integrate(pair_vectors, relative_velocities)
+    relative_velocities += _straight_line_tail(pair_vectors, relative_velocities)
+
+    relative_velocities /= velocity_scale
+    # Back to atoms: the centre of mass keeps its velocity, v_C follows from Σ m_i v_i = M·V.
+    rel_o, rel_s = np.moveaxis(relative_velocities, -1, 0).transpose(1, 0, 2)
+    carbon = com_velocity - (_M_O * rel_o + _M_S * rel_s) / physics.MASSES.sum()
+    final_velocities = np.stack([carbon, carbon + rel_o, carbon + rel_s], axis=1)
+    return final_velocities * physics.MASSES[:, None]
+
+
+def _time_steps() -> np.ndarray:
+    """The fixed schedule's step lengths in scaled time units."""
+    log_span = math.log1p(_END_TIME / _TIME_SCALE)
+    fractions = np.linspace(0.0, 1.0, _NUM_STEPS + 1) ** _STEP_EXPONENT
+    return np.diff(_TIME_SCALE * np.expm1(log_span * fractions))
+
+
+def _kicks_and_drifts() -> tuple[list[np.ndarray], list[float]]:
+    """The whole schedule as alternating kick matrices and drift lengths, kicks merged across steps."""
+    kicks, drifts = [], []
+    carried_kick = 0.0  # the last kick of one step and the first of the next share one force
+    for step in _time_steps():
+        kicks.append((carried_kick + step * _KICK[0]) * _RELATIVE_ACCELERATION)
+        kicks.extend(step * _KICK[1:-1, None, None] * _RELATIVE_ACCELERATION)
+        drifts.extend(step * _DRIFT)
+        carried_kick = step * _KICK[-1]
+    kicks.append(carried_kick * _RELATIVE_ACCELERATION)
+    return kicks, drifts
+
+
+_SCHEDULE = _kicks_and_drifts()
+
+
+def _integrate(pair_vectors: np.ndarray, relative_velocities: np.ndarray) -> None:
+    """Flies the scaled ions from t = 0 to _END_TIME in place: pair vectors and velocities."""
+    num_events = pair_vectors.shape[-1]
+    relative_positions = pair_vectors[:2]  # u, w: a view, so drifts update the pair vectors
+    flat_velocities = relative_velocities.reshape(2, 3 * num_events)
+    scaled_forces = np.empty_like(pair_vectors)
+    flat_forces = scaled_forces.reshape(3, 3 * num_events)
+    squared = np.empty((3, num_events))
+    inverse_cubes = np.empty((3, num_events))
+    velocity_change = np.empty_like(flat_velocities)
+    position_change = np.empty_like(relative_positions)
+
+    def update_forces() -> None:
+        # f_p = r_p / |r_p|³ for the three pairs; the OS vector follows from the CO and CS ones.
+        np.subtract(pair_vectors[1], pair_vectors[0], out=pair_vectors[2])
+        np.einsum("pkn,pkn->pn", pair_vectors, pair_vectors, out=squared)
+        np.sqrt(squared, out=inverse_cubes)
+        np.multiply(inverse_cubes, squared, out=inverse_cubes)
+        np.divide(1.0, inverse_cubes, out=inverse_cubes)
+        np.multiply(pair_vectors, inverse_cubes[:, None, :], out=scaled_forces)
+
+    def kick(matrix: np.ndarray) -> None:
+        np.matmul(matrix, flat_forces, out=velocity_change)
+        flat_velocities += velocity_change
+
+    kicks, drifts = _SCHEDULE
+    update_forces()
+    for kick_matrix, drift in zip(kicks[:-1], drifts, strict=True):
+        kick(kick_matrix)
+        np.multiply(relative_velocities, drift, out=position_change)
+        relative_positions += position_change
+        update_forces()
+    kick(kicks[-1])
+
+
+def _straight_line_tail(pair_vectors: np.ndarray, relative_velocities: np.ndarray) -> np.ndarray:
+    """Velocity change (2, 3, events) from T to ∞ with every ion on a straight line.
+
+    Along r(t) = r + v·t, ∫₀^∞ r(t)/|r(t)|³ dt = (r̂ + v̂) / (|r||v| + r·v) in closed form (this form
+    of it does not cancel for the near-radial motion of late times). Its error is second order in
+    the remaining fraction of potential energy.
+    """
+    pair_velocities = np.stack(
+        [
+            relative_velocities[0],
+            relative_velocities[1],
+            relative_velocities[1] - relative_velocities[0],
+        ]
+    )
+    distances = np.linalg.norm(pair_vectors, axis=1)
+    speeds = np.linalg.norm(pair_velocities, axis=1)
+    alignment = np.einsum("pkn,pkn->pn", pair_vectors, pair_velocities)
+    impulses = (
+        pair_vectors / distances[:, None] + pair_velocities / speeds[:, None]
+    ) / (distances * speeds + alignment)[:, None]
+    return np.einsum("ap,pkn->akn", _RELATIVE_ACCELERATION, impulses)
+
+
+def simulate_events(
+    config: SimulationConfig, progress: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Positions (bohr) and final momenta (a.u.), each (events, C/O/S, xyz), drawn from config.
+
+    The same config gives bit-identical arrays; events are drawn in chunks of CHUNK_EVENTS.
+    """
+    rng = np.random.default_rng(config.seed)
+    positions = np.empty((config.num_events, 3, 3))
+    momenta = np.empty((config.num_events, 3, 3))
+    started = time.perf_counter()
+    for start in range(0, config.num_events, CHUNK_EVENTS):
+        chunk = slice(start, min(start + CHUNK_EVENTS, config.num_events))
+        size = chunk.stop - chunk.start
+        positions[chunk] = sample_geometries(size, rng, config.prior, config.orientation)
+        initial = None
+        if config.zero_point_momentum_spread > 0:
+            initial = zero_point_momenta(size, rng, config.zero_point_momentum_spread)
+        momenta[chunk] = explode(positions[chunk], initial)
+        if config.detector_momentum_noise > 0:
+            momenta[chunk] += rng.normal(0.0, config.detector_momentum_noise, (size, 3, 3))
+        if progress:
+            _show_progress(chunk.stop, config.num_events, time.perf_counter() - started)
+    return positions, momenta
+
+
+def _show_progress(done: int, total: int, elapsed: float) -> None:
+    """One self-overwriting line on stderr: events done, percentage, elapsed and remaining time."""
+    remaining = elapsed * (total - done) / done
+    bar = "#" * (20 * done // total)
+    sys.stderr.write(
+        f"\rsimulating [{bar:<20}] {done}/{total} events ({100 * done // total}%), "
+        f"{elapsed:.1f} s elapsed, ~{remaining:.0f} s left"
+    )
+    if done == total:
+        sys.stderr.write("\n")
+    sys.stderr.flush()

@@ -1,0 +1,158 @@
+"""The CSV data layer: reading by column name, every bad input, the split, the default set."""
+
+import numpy as np
+import pytest
+
+from cvae_tf import data
+from cvae_tf.cli import UserInputError
+
+COLUMNS = [*data.POSITION_COLUMNS, *data.MOMENTUM_COLUMNS]
+
+
+def write(path, text):
+    path.write_text(text)
+    return path
+
+
+def write_bytes(path, content):
+    path.write_bytes(content)
+    return path
+
+
+def table_csv(tmp_path, rows=4, columns=COLUMNS, name="events.csv"):
+    values = np.arange(rows * len(columns), dtype=float).reshape(rows, len(columns)) + 1
+    lines = [",".join(columns)] + [",".join(f"{v:g}" for v in row) for row in values]
+    return write(tmp_path / name, "\n".join(lines) + "\n"), values
+
+
+def test_reads_columns_by_name_in_any_order(tmp_path):
+    shuffled = COLUMNS[::-1]
+    path, values = table_csv(tmp_path, columns=shuffled)
+    events = data.load_events(path)
+    by_name = dict(zip(shuffled, values.T, strict=True))
+    np.testing.assert_array_equal(events.positions[:, 0, 0], by_name["cx"])
+    np.testing.assert_array_equal(events.positions[:, 2, 1], by_name["sy"])
+    np.testing.assert_array_equal(events.momenta[:, 1, 2], by_name["poz"])
+    assert events.positions.shape == events.momenta.shape == (4, 3, 3)
+
+
+def test_custom_column_names_and_surrounding_white_space(tmp_path):
+    names = [f"r{i}" for i in range(9)] + [f"p{i}" for i in range(9)]
+    header = ", ".join(names)
+    path = write(tmp_path / "custom.csv", header + "\n" + ", ".join(["1"] * 18) + "\n")
+    events = data.load_events(path, names[:9], names[9:])
+    assert events.positions.shape == (1, 3, 3)
+
+
+def test_write_then_read_round_trip(tmp_path):
+    rng = np.random.default_rng(0)
+    positions, momenta = rng.normal(size=(5, 3, 3)), rng.normal(size=(5, 3, 3)) * 200
+    path = tmp_path / "round.csv"
+    data.write_events_csv(path, positions, momenta)
+    events = data.load_events(path)
+    np.testing.assert_allclose(events.positions, positions, rtol=1e-11)
+    np.testing.assert_allclose(events.momenta, momenta, rtol=1e-11)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary left
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda tmp: tmp / "absent.csv", "does not exist"),
+        (lambda tmp: tmp, "is a directory"),
+        (lambda tmp: write(tmp / "empty.csv", ""), "is empty"),
+        (lambda tmp: write(tmp / "header.csv", ",".join(COLUMNS) + "\n"), "no data rows"),
+        (lambda tmp: write_bytes(tmp / "image.csv", b"\x89PNG\r\n\x1a\n\x00\x00"), "not a text"),
+        (lambda tmp: write_bytes(tmp / "latin.csv", b"cx,cy\n\xe9\xff\n"), "not a UTF-8 text"),
+    ],
+)
+def test_unreadable_files(tmp_path, make, message):
+    path = make(tmp_path)
+    with pytest.raises(UserInputError, match=message) as error:
+        data.load_events(path)
+    assert str(path) in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_missing_columns_are_listed_with_the_columns_found(tmp_path):
+    path, _ = table_csv(tmp_path, columns=[c for c in COLUMNS if c not in ("cy", "psz")])
+    with pytest.raises(UserInputError, match=r"lacks columns \['cy', 'psz'\]; columns found: \["):
+        data.load_events(path)
+
+
+def test_duplicate_columns(tmp_path):
+    path, _ = table_csv(tmp_path, columns=[*COLUMNS, "cx"])
+    with pytest.raises(UserInputError, match=r"duplicate column names \['cx'\]"):
+        data.load_events(path)
+
+
+def test_non_numeric_cell_names_column_and_row(tmp_path):
+    path, values = table_csv(tmp_path)
+    lines = path.read_text().splitlines()
+    cells = lines[3].split(",")
+    cells[COLUMNS.index("pox")] = "abc"
+    lines[3] = ",".join(cells)
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(UserInputError, match=r"column 'pox' .*'abc' in data row 3 \(line 4\)"):
+        data.load_events(path)
+
+
+@pytest.mark.parametrize("bad", ["nan", "inf", "-inf", ""])
+def test_nan_and_infinite_values_name_the_rows(tmp_path, bad):
+    path, _ = table_csv(tmp_path, rows=6)
+    lines = path.read_text().splitlines()
+    for row in (2, 5):
+        cells = lines[row].split(",")
+        cells[4] = bad
+        lines[row] = ",".join(cells)
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(UserInputError, match="NaN or infinite values in data rows 2, 5;"):
+        data.load_events(path)
+
+
+def test_split_is_deterministic_disjoint_and_complete():
+    split = data.split_indices(1000, 0.7, 0.15, seed=3)
+    assert (len(split.train), len(split.validation), len(split.test)) == (700, 150, 150)
+    together = np.concatenate([split.train, split.validation, split.test])
+    np.testing.assert_array_equal(np.sort(together), np.arange(1000))
+    again = data.split_indices(1000, 0.7, 0.15, seed=3)
+    np.testing.assert_array_equal(split.test, again.test)
+    other = data.split_indices(1000, 0.7, 0.15, seed=4)
+    assert not np.array_equal(split.test, other.test)
+
+
+@pytest.mark.parametrize(
+    "num_events, train, val, message",
+    [
+        (2, 0.7, 0.15, "too few"),
+        (100, 0.0, 0.15, "must each lie in"),
+        (100, 0.7, 1.2, "must each lie in"),
+        (100, 0.8, 0.2, "leaves no test events"),
+    ],
+)
+def test_bad_splits(num_events, train, val, message):
+    with pytest.raises(UserInputError, match=message):
+        data.split_indices(num_events, train, val, seed=0)
+
+
+def test_default_data_is_simulated_once_and_cached(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("CVAE_TF_CACHE", str(tmp_path / "cache"))
+    path = data.default_data_path(num_events=200)
+    assert path.parent == tmp_path / "cache"
+    assert str(path) in capsys.readouterr().out  # the first run says where it is
+    assert len(data.load_events(path)) == 200
+
+    from cvae_tf import simulator
+
+    def must_not_simulate(*args, **kwargs):
+        raise AssertionError("the cached default data set was simulated again")
+
+    monkeypatch.setattr(simulator, "simulate_events", must_not_simulate)
+    assert data.default_data_path(num_events=200) == path
+
+
+def test_ragged_row(tmp_path):
+    path, _ = table_csv(tmp_path)
+    path.write_text(path.read_text() + ",".join(["1"] * 20) + "\n")
+    with pytest.raises(UserInputError, match="not a well-formed CSV"):
+        data.load_events(path)

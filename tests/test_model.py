@@ -1,0 +1,199 @@
+"""The CVAE: architecture, loss terms against closed forms, latent statistics, no leakage."""
+
+import keras
+import numpy as np
+import pytest
+
+from cvae_tf import model, preprocessing
+
+
+def toy_tables(num_events=400, seed=0):
+    """Momenta (a.u.) and positions (bohr) tables [events, 9] with a smooth relation."""
+    rng = np.random.default_rng(seed)
+    momenta = rng.normal(size=(num_events, 9)) * 150.0
+    positions = (
+        0.01 * momenta[:, ::-1] + np.tanh(momenta / 100.0) + 0.05 * rng.normal(size=(num_events, 9))
+    )
+    return momenta.astype(np.float32), positions.astype(np.float32)
+
+
+def make_cvae(momenta, positions, **overrides):
+    settings = dict(hidden_dim=8, num_layers=2, latent_dim=3, beta=0.5, l1=1e-4, l2=1e-3, seed=1)
+    settings.update(overrides)
+    return model.build_cvae(positions, momenta, "standard", "standard", **settings)
+
+
+def test_layer_sizes_follow_the_specification():
+    assert model.hidden_layer_sizes(64, 3) == [64, 128, 256]
+    momenta, positions = toy_tables()
+    cvae = make_cvae(momenta, positions, hidden_dim=64, num_layers=3)
+    assert [layer.units for layer in cvae.encoder_layers] == [64, 128, 256]
+    assert [layer.units for layer in cvae.decoder_layers] == [256, 128, 64]
+    assert cvae.position_layer.units == 9
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "silu"])
+def test_activation_from_a_name(activation):
+    momenta, positions = toy_tables(50)
+    cvae = make_cvae(momenta, positions, activation=activation)
+    assert cvae.encoder_layers[0].activation is keras.activations.get(activation)
+
+
+def test_kernel_norms_match_numpy_over_dense_kernels():
+    momenta, positions = toy_tables(50)
+    cvae = make_cvae(momenta, positions)
+    kernels = [w.numpy() for w in cvae.weights if w.path.endswith("kernel")]
+    assert len(kernels) == 2 + 2 + 2 + 1  # encoder, mean/log-var heads, decoder, output
+    l1, l2 = cvae.kernel_norms()
+    assert float(l1) == pytest.approx(sum(np.abs(k).sum() for k in kernels), rel=1e-5)
+    assert float(l2) == pytest.approx(sum(np.square(k).sum() for k in kernels), rel=1e-5)
+
+
+def _fix_posterior(cvae, mean, log_var):
+    """Makes the encoder output a constant mean and log-variance for every input."""
+    for layer, value in ((cvae.latent_mean_layer, mean), (cvae.latent_log_var_layer, log_var)):
+        layer.kernel.assign(np.zeros(layer.kernel.shape))
+        layer.bias.assign(np.full(layer.bias.shape, value))
+
+
+@pytest.mark.parametrize(
+    "mean, variance, expected_per_dim",
+    [
+        (0.0, 1.0, 0.0),
+        (1.0, 1.0, 0.5),  # ½ μ²
+        (0.0, 4.0, 0.5 * (4.0 - 1.0 - np.log(4.0))),  # ½ (σ² − 1 − ln σ²)
+        (2.0, 0.25, 0.5 * (0.25 + 4.0 - 1.0 - np.log(0.25))),
+    ],
+)
+def test_kl_term_against_the_gaussian_closed_form(mean, variance, expected_per_dim):
+    momenta, positions = toy_tables(64)
+    cvae = make_cvae(momenta, positions, latent_dim=3)
+    _fix_posterior(cvae, mean, np.log(variance))
+    total, reconstruction, kl, l1, l2, _ = cvae.compute_losses(momenta, positions)
+    assert float(kl) == pytest.approx(3 * expected_per_dim, rel=1e-5, abs=1e-6)
+    assert float(total) == pytest.approx(
+        float(reconstruction) + 0.5 * float(kl) + 1e-4 * float(l1) + 1e-3 * float(l2), rel=1e-6
+    )
+
+
+def test_reconstruction_is_mse_in_normalized_units():
+    momenta, positions = toy_tables(64)
+    cvae = make_cvae(momenta, positions)
+    _fix_posterior(cvae, 0.0, np.log(1e-12))  # z = 0: a deterministic decoder output
+    _, reconstruction, *_ = cvae.compute_losses(momenta, positions)
+    offset, variance = preprocessing.normalization_statistics("standard", positions)
+    normalized_truth = (positions - offset) / np.sqrt(variance)
+    decoded = cvae.decode(np.zeros((64, 3), np.float32), cvae.normalize_momenta(momenta)).numpy()
+    assert float(reconstruction) == pytest.approx(
+        np.mean((normalized_truth - decoded) ** 2), rel=1e-4
+    )
+
+
+def fit(cvae, momenta, positions, val, epochs=3):
+    cvae.compile(optimizer=keras.optimizers.Adam(1e-3))
+    return cvae.fit(
+        momenta,
+        positions,
+        batch_size=64,
+        epochs=epochs,
+        validation_data=val,
+        shuffle=False,
+        verbose=0,
+        callbacks=[model.LatentStatisticsReset()],
+    )
+
+
+def test_train_step_tracks_every_term():
+    momenta, positions = toy_tables()
+    history = fit(make_cvae(momenta, positions), momenta, positions, (momenta[:50], positions[:50]))
+    expected = {"loss", "reconstruction", "kl", "l1", "l2", "unregularized_loss"}
+    assert expected | {"val_loss", "val_reconstruction"} <= set(history.history)
+    for epoch in range(3):
+        h = {key: values[epoch] for key, values in history.history.items()}
+        assert h["l1"] > 0 and h["l2"] > 0 and h["kl"] >= 0
+        assert h["unregularized_loss"] == pytest.approx(
+            h["reconstruction"] + 0.5 * h["kl"], rel=1e-4
+        )
+
+
+def test_validation_and_test_never_see_positions():
+    """Garbage positions for validation/test rows change neither training nor predictions.
+
+    The validation loss is an error *against* the validation positions, so it must read them as
+    the target; what must not happen is that they reach the model's input. Proof: with garbage
+    validation targets the training trajectory, the weights, the latent statistics and the
+    validation/test predictions are identical, and the validation loss computed by keras equals
+    the loss of those position-free predictions against whichever targets are given.
+    """
+    momenta, positions = toy_tables(500)
+    train, val, test = slice(0, 350), slice(350, 425), slice(425, 500)
+    garbage = np.random.default_rng(9).normal(size=positions.shape).astype(np.float32) * 1e3
+    runs = []
+    for val_positions in (positions[val], garbage[val]):
+        keras.utils.set_random_seed(0)
+        cvae = make_cvae(momenta[train], positions[train])
+        history = fit(cvae, momenta[train], positions[train], (momenta[val], val_positions))
+        latent = np.random.default_rng(1).normal(size=(75, 3)).astype(np.float32)
+        runs.append(
+            dict(
+                history=history.history,
+                weights=cvae.get_weights(),
+                predictions=cvae.decode_positions(momenta[test], latent).numpy(),
+                val_predictions=cvae.decode_positions(momenta[val], latent).numpy(),
+            )
+        )
+    clean, dirty = runs
+    for key in ("loss", "reconstruction", "kl"):
+        np.testing.assert_array_equal(clean["history"][key], dirty["history"][key])
+    for a, b in zip(clean["weights"], dirty["weights"], strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(clean["predictions"], dirty["predictions"])
+    np.testing.assert_array_equal(clean["val_predictions"], dirty["val_predictions"])
+    assert clean["history"]["val_loss"] != dirty["history"]["val_loss"]  # targets differ
+
+
+def test_latent_statistics_are_exact_over_the_training_split():
+    momenta, positions = toy_tables(300)
+    for prior in model.LATENT_PRIORS:
+        cvae = make_cvae(momenta, positions, latent_prior=prior)
+        fit(cvae, momenta, positions, (momenta[:20], positions[:20]), epochs=1)
+        cvae.fit_latent_statistics(momenta, positions, batch_size=128)  # uneven batches
+        mean, log_var = cvae.encode(
+            cvae.normalize_positions(positions), cvae.normalize_momenta(momenta)
+        )
+        mean, variance = mean.numpy().astype(np.float64), np.exp(log_var.numpy())
+        expected_var = mean.var(axis=0)
+        if prior == "aggregate_posterior":
+            expected_var = expected_var + variance.mean(axis=0)
+        np.testing.assert_allclose(
+            cvae.latent_mean.numpy(), mean.mean(axis=0), rtol=1e-4, atol=1e-5
+        )
+        np.testing.assert_allclose(cvae.latent_std.numpy(), np.sqrt(expected_var), rtol=1e-3)
+
+
+def test_predictions_sample_the_training_latent_distribution():
+    momenta, positions = toy_tables(50)
+    cvae = make_cvae(momenta, positions)
+    cvae.latent_mean.assign([1.0, -2.0, 0.5])
+    cvae.latent_std.assign([0.0, 0.0, 0.0])
+    expected = cvae.decode_positions(
+        momenta, np.tile([[1.0, -2.0, 0.5]], (50, 1)).astype(np.float32)
+    )
+    np.testing.assert_allclose(cvae(momenta).numpy(), expected.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_keras_file_round_trip_keeps_normalization_and_latent_statistics(tmp_path):
+    momenta, positions = toy_tables(200)
+    cvae = make_cvae(momenta, positions)
+    fit(cvae, momenta, positions, (momenta[:20], positions[:20]), epochs=1)
+    cvae.fit_latent_statistics(momenta, positions)
+    cvae.save(tmp_path / "model.keras")
+    loaded = keras.models.load_model(tmp_path / "model.keras")
+    np.testing.assert_array_equal(loaded.latent_mean.numpy(), cvae.latent_mean.numpy())
+    np.testing.assert_array_equal(loaded.latent_std.numpy(), cvae.latent_std.numpy())
+    latent = np.ones((200, 3), np.float32)
+    np.testing.assert_allclose(
+        loaded.decode_positions(momenta, latent).numpy(),
+        cvae.decode_positions(momenta, latent).numpy(),
+        rtol=1e-6,
+    )
