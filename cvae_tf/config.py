@@ -87,20 +87,21 @@ _ENUMS = {
 }
 
 
-def define_flags() -> None:
+def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     """Defines one absl flag per TrainConfig field, with the dataclass default."""
     for field in dataclasses.fields(TrainConfig):
-        default, help_text = field.default, f"{_HELP[field.name]} Default: {field.default!r}."
-        if field.name in _ENUMS:
-            flags.DEFINE_enum(field.name, default, _ENUMS[field.name], help_text)
+        name, default = field.name, field.default
+        help_text = f"{_HELP[name]} Default: {default!r}."
+        if name in _ENUMS:
+            flags.DEFINE_enum(name, default, _ENUMS[name], help_text, flag_values=flag_values)
         elif field.type == tuple[str, ...]:
-            flags.DEFINE_list(field.name, list(default), help_text)
+            flags.DEFINE_list(name, list(default), help_text, flag_values=flag_values)
         elif field.type is int:
-            flags.DEFINE_integer(field.name, default, help_text)
+            flags.DEFINE_integer(name, default, help_text, flag_values=flag_values)
         elif field.type is float:
-            flags.DEFINE_float(field.name, default, help_text)
+            flags.DEFINE_float(name, default, help_text, flag_values=flag_values)
         else:
-            flags.DEFINE_string(field.name, default, help_text)
+            flags.DEFINE_string(name, default, help_text, flag_values=flag_values)
 
 
 def from_flags(flag_values: flags.FlagValues) -> TrainConfig:

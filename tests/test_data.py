@@ -87,7 +87,7 @@ def test_duplicate_columns(tmp_path):
 
 
 def test_non_numeric_cell_names_column_and_row(tmp_path):
-    path, values = table_csv(tmp_path)
+    path, _ = table_csv(tmp_path)
     lines = path.read_text().splitlines()
     cells = lines[3].split(",")
     cells[COLUMNS.index("pox")] = "abc"

@@ -1,0 +1,54 @@
+"""Shared fixtures: a small simulated data set, and commands run as a user would run them."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cvae_tf import data, simulator
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def events_csv(tmp_path_factory) -> Path:
+    """600 simulated OCS events (random orientation, from rest) as a CSV with default columns."""
+    path = tmp_path_factory.mktemp("data") / "events.csv"
+    positions, momenta = simulator.simulate_events(simulator.SimulationConfig(600, seed=5))
+    data.write_events_csv(path, positions, momenta)
+    return path
+
+
+@pytest.fixture(scope="session")
+def run_command():
+    """Runs `python -m cvae_tf.<module> args...` as a user would; returns the CompletedProcess."""
+
+    def run(module: str, *args: str, cwd: Path = REPO, env: dict | None = None):
+        environment = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
+        return subprocess.run(
+            [sys.executable, "-m", f"cvae_tf.{module}", *args],
+            cwd=cwd,
+            env={**environment, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def quick_run(events_csv, tmp_path_factory, run_command):
+    """One quick training run into a temporary output folder."""
+    output_dir = tmp_path_factory.mktemp("runs")
+    result = run_command(
+        "train",
+        "--flagfile=flags/quick.cfg",
+        f"--data={events_csv}",
+        f"--output_dir={output_dir}",
+        "--run_name=quick",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return output_dir / "quick", result

@@ -1,0 +1,54 @@
+"""Training configuration: flag validation and the documented default flagfile."""
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+from absl import flags
+
+from cvae_tf import config
+from cvae_tf.cli import UserInputError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(hidden_dim=0), "--hidden_dim=0; expected an integer ≥ 1"),
+        (dict(num_layers=-1), "--num_layers=-1"),
+        (dict(latent_dim=0), "--latent_dim=0"),
+        (dict(batch_size=0), "--batch_size=0"),
+        (dict(epochs=0), "--epochs=0"),
+        (dict(patience=-1), "--patience=-1; expected an integer ≥ 0"),
+        (dict(learning_rate=0.0), "--learning_rate=0.0; expected a number > 0"),
+        (dict(beta=-1.0), "--beta=-1.0; expected a number ≥ 0"),
+        (dict(l1=-0.1), "--l1=-0.1"),
+        (dict(l2=float("nan")), "--l2=nan"),
+        (dict(min_delta_factor=1.0), r"--min_delta_factor=1.0; expected a number in \[0, 1\)"),
+        (dict(train_fraction=1.5), r"--train_fraction=1.5; expected a number in \(0, 1\)"),
+        (dict(val_fraction=0.0), "--val_fraction=0.0"),
+        (dict(train_fraction=0.9, val_fraction=0.1), "leaves no test events"),
+        (dict(position_columns=("cx", "cy")), "--position_columns has 2 names"),
+        (dict(momentum_columns=("a",) * 9), "expected 9 distinct names"),
+        (dict(momentum_columns=config.TrainConfig().position_columns), "share"),
+        (dict(activation="sigmoidal"), "--activation='sigmoidal' is not a keras activation"),
+        (dict(data="/no/such/file.csv"), "--data='/no/such/file.csv' is not a file"),
+        (dict(run_name="a/b"), "expected a plain folder name"),
+    ],
+)
+def test_bad_values_are_refused_with_the_flag_named(change, message):
+    with pytest.raises(UserInputError, match=message) as error:
+        config.validate(dataclasses.replace(config.TrainConfig(), **change))
+    assert "\n" not in str(error.value)
+
+
+def test_defaults_are_valid():
+    assert config.validate(config.TrainConfig()) == config.TrainConfig()
+
+
+def test_the_default_flagfile_states_the_real_defaults():
+    flag_values = flags.FlagValues()
+    config.define_flags(flag_values)
+    flag_values(["train", f"--flagfile={REPO / 'flags' / 'default.cfg'}"])
+    assert config.from_flags(flag_values) == config.TrainConfig()

@@ -1,0 +1,117 @@
+"""`python -m cvae_tf.train` end to end on a few hundred events, and its refusals."""
+
+import json
+
+import numpy as np
+import pytest
+
+from cvae_tf import data
+
+
+def test_run_folder_holds_everything(quick_run):
+    run_dir, _ = quick_run
+    for name in (
+        "saved_model/saved_model.pb",
+        "model.keras",
+        "config.json",
+        "metrics.json",
+        "history.csv",
+        "history.json",
+        "split.npz",
+        "learning_curve_first_10_epochs.png",
+        "learning_curve_remaining_epochs.png",
+    ):
+        assert (run_dir / name).is_file(), name
+    assert any((run_dir / "logs").rglob("events.out.tfevents.*"))  # TensorBoard
+    assert not [p for p in run_dir.parent.iterdir() if p.name.startswith(".")]  # no partial left
+
+
+def test_config_json_records_every_flag(quick_run, events_csv):
+    run_dir, _ = quick_run
+    recorded = json.loads((run_dir / "config.json").read_text())
+    assert recorded["hidden_dim"] == 16 and recorded["epochs"] == 3  # from the quick flagfile
+    assert recorded["data"] == str(events_csv)
+    assert recorded["momentum_columns"] == list(data.MOMENTUM_COLUMNS)
+    for name in ("beta", "l1", "l2", "learning_rate", "patience", "min_delta_factor", "seed"):
+        assert name in recorded
+
+
+def test_split_indices_partition_the_events(quick_run):
+    run_dir, _ = quick_run
+    split = np.load(run_dir / "split.npz")
+    together = np.concatenate([split["train"], split["validation"], split["test"]])
+    np.testing.assert_array_equal(np.sort(together), np.arange(600))
+    assert (len(split["train"]), len(split["validation"]), len(split["test"])) == (420, 90, 90)
+
+
+def test_report_is_printed_and_written(quick_run):
+    run_dir, result = quick_run
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["num_events"] == 90
+    for key in (
+        "mre_percent",
+        "mre_squared_percent",
+        "kinetic_energy_mean",
+        "potential_energy_predicted_mean",
+        "potential_energy_true_mean",
+        "energy_diff_1_mean",
+        "energy_diff_1_median",
+        "energy_diff_2_mean",
+        "energy_diff_2_median",
+        "per_atom_error_bohr",
+    ):
+        assert np.isfinite(metrics[key]), key
+    assert "mean distance error per atom" in result.stdout
+    assert "Average MRE across all coordinates" in result.stdout
+    assert "learning_curve_first_10_epochs.png" in result.stdout
+    history = json.loads((run_dir / "history.json").read_text())
+    assert len(history["loss"]) == metrics["epochs_trained"] <= 3
+
+
+def test_existing_run_name_is_refused(quick_run, events_csv, run_command):
+    run_dir, _ = quick_run
+    before = sorted(p.name for p in run_dir.iterdir())
+    result = run_command(
+        "train",
+        "--flagfile=flags/quick.cfg",
+        f"--data={events_csv}",
+        f"--output_dir={run_dir.parent}",
+        "--run_name=quick",
+    )
+    assert result.returncode == 2
+    assert "already exists" in result.stderr
+    assert sorted(p.name for p in run_dir.iterdir()) == before
+
+
+@pytest.mark.parametrize(
+    "flag, message",
+    [
+        ("--hidden_dim=0", "--hidden_dim=0; expected an integer ≥ 1"),
+        ("--activation=nonsense", "is not a keras activation"),
+        ("--position_norm=zscore", "position_norm"),
+        ("--learning_rate=abc", "learning_rate"),
+        ("--no_such_flag=1", "no_such_flag"),
+        ("--position_columns=cx,cy", "--position_columns has 2 names"),
+    ],
+)
+def test_bad_flags_exit_2_with_one_line_and_write_nothing(
+    flag, message, tmp_path, events_csv, run_command
+):
+    result = run_command("train", f"--data={events_csv}", f"--output_dir={tmp_path / 'runs'}", flag)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_missing_columns_in_data_exit_2(tmp_path, events_csv, run_command):
+    result = run_command(
+        "train",
+        f"--data={events_csv}",
+        f"--output_dir={tmp_path / 'runs'}",
+        "--momentum_columns=px1,py1,pz1,px2,py2,pz2,px3,py3,pz3",
+    )
+    assert result.returncode == 2
+    assert "lacks columns ['px1'" in result.stderr
+    assert not (tmp_path / "runs").exists()
