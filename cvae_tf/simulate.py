@@ -1,0 +1,123 @@
+"""`python -m cvae_tf.simulate`: simulate OCS Coulomb-explosion events into a CSV file."""
+
+import time
+from pathlib import Path
+
+from absl import flags
+
+from cvae_tf import cli, data, physics, simulator
+from cvae_tf.cli import UserInputError
+
+_PRIOR = simulator.GeometryPrior()
+
+
+def _bohr_help(what: str, bohr: float) -> str:
+    """Help text for a length flag: unit, default in bohr and in picometres."""
+    picometres = bohr / physics.BOHR_PER_PICOMETRE
+    return f"{what}, bohr. Default: {bohr:.6g} ({picometres:.4g} pm)."
+
+
+def define_flags() -> None:
+    """The simulate command's flags; every default is the library's."""
+    flags.DEFINE_integer("num_events", 50_000, "Number of events to simulate. Default: 50000.")
+    flags.DEFINE_integer("seed", 0, "Seed of every random draw; same flags, same file. Default: 0.")
+    flags.DEFINE_string("output", None, "CSV file to write (required); its folder must exist.")
+    flags.DEFINE_float(
+        "co_bond_mean", _PRIOR.co_bond_mean, _bohr_help("Mean C–O bond length", _PRIOR.co_bond_mean)
+    )
+    flags.DEFINE_float(
+        "co_bond_spread",
+        _PRIOR.co_bond_spread,
+        _bohr_help("Standard deviation of the C–O bond length", _PRIOR.co_bond_spread),
+    )
+    flags.DEFINE_float(
+        "cs_bond_mean", _PRIOR.cs_bond_mean, _bohr_help("Mean C–S bond length", _PRIOR.cs_bond_mean)
+    )
+    flags.DEFINE_float(
+        "cs_bond_spread",
+        _PRIOR.cs_bond_spread,
+        _bohr_help("Standard deviation of the C–S bond length", _PRIOR.cs_bond_spread),
+    )
+    flags.DEFINE_float(
+        "angle_mean",
+        _PRIOR.angle_mean,
+        f"Mean O–C–S angle, degrees (180 = linear). Default: {_PRIOR.angle_mean}.",
+    )
+    flags.DEFINE_float(
+        "angle_spread",
+        _PRIOR.angle_spread,
+        f"Standard deviation of the O–C–S angle, degrees. Default: {_PRIOR.angle_spread}.",
+    )
+    flags.DEFINE_enum(
+        "orientation",
+        "random",
+        simulator.ORIENTATIONS,
+        "random: each molecule rotated uniformly over SO(3); fixed: all in the xy-plane with O "
+        "on +x from C. Default: random.",
+    )
+    flags.DEFINE_float(
+        "zero_point_momentum_spread",
+        0.0,
+        "Standard deviation of each ion's initial momentum per component, a.u. (total momentum "
+        "removed). Default: 0 (ions start at rest).",
+    )
+    flags.DEFINE_float(
+        "detector_momentum_noise",
+        0.0,
+        "Standard deviation of the Gaussian noise added to each final momentum component, a.u. "
+        "Default: 0.",
+    )
+    flags.DEFINE_boolean("overwrite", False, "Replace an existing output file. Default: False.")
+
+
+def config_from_flags(flag_values: flags.FlagValues) -> simulator.SimulationConfig:
+    """The validated SimulationConfig of the parsed flags."""
+    prior_fields = ("co_bond_mean", "co_bond_spread", "cs_bond_mean", "cs_bond_spread")
+    prior_fields += ("angle_mean", "angle_spread")
+    try:
+        prior = simulator.GeometryPrior(**{name: flag_values[name].value for name in prior_fields})
+        return simulator.SimulationConfig(
+            num_events=flag_values.num_events,
+            seed=flag_values.seed,
+            prior=prior,
+            orientation=flag_values.orientation,
+            zero_point_momentum_spread=flag_values.zero_point_momentum_spread,
+            detector_momentum_noise=flag_values.detector_momentum_noise,
+        )
+    except UserInputError as error:
+        # The library's messages start with the field name, which is also the flag's name.
+        raise UserInputError(f"--{error}") from None
+
+
+def check_output(output: str | None, overwrite: bool) -> Path:
+    """The output path, after checking it can be written without losing anything."""
+    if not output:
+        raise UserInputError("--output is required; expected a CSV path")
+    path = Path(output)
+    if path.is_dir():
+        raise UserInputError(f"--output='{path}' is a folder; expected a CSV file path")
+    if path.exists() and not overwrite:
+        raise UserInputError(f"--output='{path}' exists; pass --overwrite to replace it")
+    if not path.parent.is_dir():
+        raise UserInputError(f"--output='{path}': folder '{path.parent}' is missing")
+    return path
+
+
+def main(argv: list[str]) -> None:
+    """Validates every flag, simulates, writes the CSV and says where it went."""
+    del argv  # Unused: every option is a flag.
+    config = config_from_flags(flags.FLAGS)
+    path = check_output(flags.FLAGS.output, flags.FLAGS.overwrite)
+    started = time.perf_counter()
+    positions, momenta = simulator.simulate_events(config, progress=True)
+    data.write_events_csv(path, positions, momenta)
+    seconds = time.perf_counter() - started
+    print(
+        f"Wrote {config.num_events} simulated events (positions in bohr, momenta in a.u.) to "
+        f"{path} in {seconds:.1f} s"
+    )
+
+
+if __name__ == "__main__":
+    define_flags()
+    cli.run(main)
