@@ -65,7 +65,11 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> RunResult:
         latent_prior=config.latent_prior,
         seed=config.seed,
     )
-    cvae.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
+    cvae.compile(
+        optimizer=keras.optimizers.Adam(config.learning_rate),
+        steps_per_execution=config.steps_per_execution,
+        jit_compile=config.jit_compile,
+    )
 
     output_dir.mkdir(parents=True, exist_ok=True)
     work_dir = Path(tempfile.mkdtemp(dir=output_dir, prefix=f".{run_name}.partial-"))
