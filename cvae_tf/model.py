@@ -4,7 +4,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from cvae_tf import preprocessing
+from cvae_tf import frames, preprocessing
 
 NUM_FEATURES = 9  # 3 atoms × 3 axes, atom-major.
 LATENT_PRIORS = ("encoder_means", "aggregate_posterior")
@@ -36,6 +36,11 @@ class CVAE(keras.Model):
     posterior variance, √(var(μ) + mean(σ²)) (PHYSICS.md, "Reading the specification's latent
     sampling"). During training they follow the current epoch's running statistics (reset by the
     `LatentStatisticsReset` callback), and `fit_latent_statistics` recomputes them exactly.
+
+    With `frame="momentum"` every event is rotated into the frame its momenta define
+    (frames.py) before normalization, and predictions are rotated back, so callers always work
+    in their own frame. `latent_dim=0` switches the latent path off: the same network as a
+    deterministic regressor (the baseline the CVAE is measured against).
     """
 
     def __init__(
@@ -52,12 +57,16 @@ class CVAE(keras.Model):
         l1: float = 0.0,
         l2: float = 0.0,
         latent_prior: str = "encoder_means",
+        frame: str = "lab",
         seed: int = 0,
         **kwargs,
     ):
         super().__init__(**kwargs)
         if latent_prior not in LATENT_PRIORS:
             raise ValueError(f"latent_prior={latent_prior!r}; expected one of {LATENT_PRIORS}")
+        if frame not in frames.FRAMES:
+            raise ValueError(f"frame={frame!r}; expected one of {frames.FRAMES}")
+        self.frame = frame
         self.hidden_dim, self.num_layers, self.latent_dim = hidden_dim, num_layers, latent_dim
         self.activation_name = activation
         self.beta, self.l1, self.l2 = beta, l1, l2
@@ -75,9 +84,16 @@ class CVAE(keras.Model):
             momentum_offset, momentum_variance, "momenta"
         )
         sizes = hidden_layer_sizes(hidden_dim, num_layers)
-        self.encoder_layers = _mlp(sizes, activation, "encoder")
-        self.latent_mean_layer = keras.layers.Dense(latent_dim, name="encoder_latent_mean")
-        self.latent_log_var_layer = keras.layers.Dense(latent_dim, name="encoder_latent_log_var")
+        # No latent path, no encoder: the decoder alone is then a plain regression network.
+        self.encoder_layers = _mlp(sizes, activation, "encoder") if latent_dim else []
+        self.latent_heads = (
+            [
+                keras.layers.Dense(latent_dim, name="encoder_latent_mean"),
+                keras.layers.Dense(latent_dim, name="encoder_latent_log_var"),
+            ]
+            if latent_dim
+            else []
+        )
         self.decoder_layers = _mlp(sizes[::-1], activation, "decoder")
         self.position_layer = keras.layers.Dense(NUM_FEATURES, name="decoder_positions")
         self.seed_generator = keras.random.SeedGenerator(seed, name="latent_sampler")
@@ -114,8 +130,8 @@ class CVAE(keras.Model):
             for layer in layers:
                 layer.build(shape)
                 shape = (None, layer.units)
-        self.latent_mean_layer.build((None, self.encoder_layers[-1].units))
-        self.latent_log_var_layer.build((None, self.encoder_layers[-1].units))
+        for head in self.latent_heads:
+            head.build((None, self.encoder_layers[-1].units))
         self.position_layer.build((None, self.decoder_layers[-1].units))
         for layer in (self.normalize_positions, self.denormalize_positions):
             layer.build((None, NUM_FEATURES))
@@ -146,8 +162,43 @@ class CVAE(keras.Model):
             "l1": self.l1,
             "l2": self.l2,
             "latent_prior": self.latent_prior,
+            "frame": self.frame,
             "seed": self.seed,
         }
+
+    # Frames: tables [batch, 9] in the caller's frame to the model's, and back.
+
+    def frame_rotations(self, momenta):
+        """Rotations [batch, 3, 3] into the model's frame (None in the lab frame)."""
+        if self.frame == "lab":
+            return None
+        return frames.momentum_frame(ops.reshape(momenta, (-1, 3, 3)))
+
+    @staticmethod
+    def to_model_frame(rotations, table):
+        """A table [batch, 9] of per-atom vectors, rotated into the model's frame."""
+        if rotations is None:
+            return table
+        rotated = frames.to_frame(rotations, ops.reshape(table, (-1, 3, 3)))
+        return ops.reshape(rotated, (-1, NUM_FEATURES))
+
+    @staticmethod
+    def from_model_frame(rotations, table):
+        """A table [batch, 9] of per-atom vectors, rotated back into the caller's frame."""
+        if rotations is None:
+            return table
+        rotated = frames.from_frame(rotations, ops.reshape(table, (-1, 3, 3)))
+        return ops.reshape(rotated, (-1, NUM_FEATURES))
+
+    def _normalized_inputs(self, momenta, positions=None):
+        """Normalized momenta (and positions) in the model's frame."""
+        rotations = self.frame_rotations(momenta)
+        normalized_momenta = self.normalize_momenta(self.to_model_frame(rotations, momenta))
+        if positions is None:
+            return normalized_momenta
+        return normalized_momenta, self.normalize_positions(
+            self.to_model_frame(rotations, positions)
+        )
 
     # The two halves, in normalized units.
 
@@ -156,7 +207,8 @@ class CVAE(keras.Model):
         hidden = ops.concatenate([normalized_positions, normalized_momenta], axis=-1)
         for layer in self.encoder_layers:
             hidden = layer(hidden)
-        return self.latent_mean_layer(hidden), self.latent_log_var_layer(hidden)
+        latent_mean_layer, latent_log_var_layer = self.latent_heads
+        return latent_mean_layer(hidden), latent_log_var_layer(hidden)
 
     def decode(self, latent, normalized_momenta):
         """p(positions | z, momenta): the normalized positions [batch, 9]."""
@@ -169,6 +221,8 @@ class CVAE(keras.Model):
 
     def sample_latent(self, batch_size):
         """Latent vectors [batch, latent_dim] from the training latent distribution."""
+        if not self.latent_dim:
+            return ops.zeros((batch_size, 0), dtype=self.compute_dtype)
         noise = keras.random.normal(
             (batch_size, self.latent_dim), dtype=self.compute_dtype, seed=self.seed_generator
         )
@@ -176,7 +230,10 @@ class CVAE(keras.Model):
 
     def decode_positions(self, momenta, latent):
         """Positions (bohr) [batch, 9] from raw momenta (a.u.) [batch, 9] and given latents."""
-        return self.denormalize_positions(self.decode(latent, self.normalize_momenta(momenta)))
+        rotations = self.frame_rotations(momenta)
+        normalized_momenta = self.normalize_momenta(self.to_model_frame(rotations, momenta))
+        positions = self.denormalize_positions(self.decode(latent, normalized_momenta))
+        return self.from_model_frame(rotations, positions)
 
     def call(self, momenta, training=False):
         """One sample of positions (bohr) [batch, 9] given raw momenta (a.u.) [batch, 9]."""
@@ -195,27 +252,30 @@ class CVAE(keras.Model):
     def _dense_layers(self):
         return [
             *self.encoder_layers,
-            self.latent_mean_layer,
-            self.latent_log_var_layer,
+            *self.latent_heads,
             *self.decoder_layers,
             self.position_layer,
         ]
 
     def compute_losses(self, momenta, positions):
         """One batch's loss terms: (total, reconstruction, kl, l1, l2, (latent mean, log-var))."""
-        normalized_momenta = self.normalize_momenta(momenta)
-        normalized_positions = self.normalize_positions(positions)
-        latent_mean, latent_log_var = self.encode(normalized_positions, normalized_momenta)
-        noise = keras.random.normal(ops.shape(latent_mean), seed=self.seed_generator)
-        latent = latent_mean + ops.exp(0.5 * latent_log_var) * noise
+        normalized_momenta, normalized_positions = self._normalized_inputs(momenta, positions)
+        if self.latent_dim:
+            latent_mean, latent_log_var = self.encode(normalized_positions, normalized_momenta)
+            noise = keras.random.normal(ops.shape(latent_mean), seed=self.seed_generator)
+            latent = latent_mean + ops.exp(0.5 * latent_log_var) * noise
+            kl = ops.mean(
+                -0.5
+                * ops.sum(
+                    1.0 + latent_log_var - ops.square(latent_mean) - ops.exp(latent_log_var),
+                    axis=-1,
+                )
+            )
+        else:
+            latent = latent_mean = latent_log_var = ops.zeros((ops.shape(momenta)[0], 0))
+            kl = ops.zeros(())
         reconstruction = ops.mean(
             ops.square(normalized_positions - self.decode(latent, normalized_momenta))
-        )
-        kl = ops.mean(
-            -0.5
-            * ops.sum(
-                1.0 + latent_log_var - ops.square(latent_mean) - ops.exp(latent_log_var), axis=-1
-            )
         )
         l1, l2 = self.kernel_norms()
         total = reconstruction + self.beta * kl + self.l1 * l1 + self.l2 * l2
@@ -229,16 +289,16 @@ class CVAE(keras.Model):
             total, reconstruction, kl, l1, l2, posterior = self.compute_losses(momenta, positions)
         gradients = tape.gradient(total, self.trainable_weights)
         self.optimizer.apply(gradients, self.trainable_weights)
-        self.accumulate_latent_statistics(*posterior)
+        if self.latent_dim:
+            self.accumulate_latent_statistics(*posterior)
         return self._update_trackers(total, reconstruction, kl, l1, l2)
 
     def test_step(self, data):
         # Positions are only the target here: the prediction sees momenta alone.
         momenta, positions = data
-        predicted = self.decode(
-            self.sample_latent(ops.shape(momenta)[0]), self.normalize_momenta(momenta)
-        )
-        reconstruction = ops.mean(ops.square(self.normalize_positions(positions) - predicted))
+        normalized_momenta, normalized_positions = self._normalized_inputs(momenta, positions)
+        predicted = self.decode(self.sample_latent(ops.shape(momenta)[0]), normalized_momenta)
+        reconstruction = ops.mean(ops.square(normalized_positions - predicted))
         self.total_tracker.update_state(reconstruction)
         self.reconstruction_tracker.update_state(reconstruction)
         return {
@@ -285,13 +345,15 @@ class CVAE(keras.Model):
 
     def fit_latent_statistics(self, momenta, positions, batch_size: int = 8192):
         """Sets the latent distribution exactly from the encoder over the whole training split."""
+        if not self.latent_dim:
+            return
         self.reset_latent_statistics()
         for start in range(0, len(momenta), batch_size):
             stop = start + batch_size
-            latent_mean, latent_log_var = self.encode(
-                self.normalize_positions(positions[start:stop]),
-                self.normalize_momenta(momenta[start:stop]),
+            normalized_momenta, normalized_positions = self._normalized_inputs(
+                momenta[start:stop], positions[start:stop]
             )
+            latent_mean, latent_log_var = self.encode(normalized_positions, normalized_momenta)
             self.accumulate_latent_statistics(latent_mean, latent_log_var)
 
 
@@ -310,11 +372,14 @@ def build_cvae(
     **architecture,
 ) -> CVAE:
     """A CVAE whose normalization is fitted on the training split, tables shaped (events, 9)."""
+    rotations = None
+    if architecture.get("frame", "lab") == "momentum":
+        rotations = frames.momentum_frame(np.reshape(train_momenta, (-1, 3, 3)))
     position_offset, position_variance = preprocessing.normalization_statistics(
-        position_norm, train_positions
+        position_norm, np.asarray(CVAE.to_model_frame(rotations, train_positions))
     )
     momentum_offset, momentum_variance = preprocessing.normalization_statistics(
-        momentum_norm, train_momenta
+        momentum_norm, np.asarray(CVAE.to_model_frame(rotations, train_momenta))
     )
     return CVAE(
         position_offset=position_offset,

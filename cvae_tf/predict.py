@@ -3,14 +3,11 @@
 import json
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from absl import flags
 
-from cvae_tf import cli, data, export
+from cvae_tf import cli, data, export, sampling
 from cvae_tf.cli import UserInputError
-
-CHUNK_EVENTS = 8192
 
 
 def define_flags() -> None:
@@ -21,8 +18,16 @@ def define_flags() -> None:
     flags.DEFINE_integer(
         "num_samples",
         1,
-        "Latent samples per event; above 1 the output holds their mean under the position "
-        "column names and their standard deviation as <column>_std. Default: 1.",
+        "Latent samples K per event; above 1 the output holds the point prediction (see "
+        "--select) under the position column names and the samples' standard deviation as "
+        "<column>_std. Default: 1.",
+    )
+    flags.DEFINE_enum(
+        "select",
+        "none",
+        sampling.SELECTIONS,
+        "Point prediction from the K samples: none = their mean; energy = the sample whose "
+        "potential energy best matches the measured kinetic energy. Default: none.",
     )
     flags.DEFINE_boolean("overwrite", False, "Replace an existing output file. Default: False.")
 
@@ -42,19 +47,13 @@ def read_run_config(model_dir: Path) -> dict:
     return json.loads(config_path.read_text())
 
 
-def sample_positions(serving, momenta_table: np.ndarray, num_samples: int) -> np.ndarray:
-    """Positions (bohr) [num_samples, events, 9] from the SavedModel's `serve` endpoint."""
-    samples = []
-    for start in range(0, len(momenta_table), CHUNK_EVENTS):
-        chunk = momenta_table[start : start + CHUNK_EVENTS].astype(np.float32)
-        # One call per chunk: the chunk repeated num_samples times, a fresh latent for each row.
-        predicted = serving.serve(np.tile(chunk, (num_samples, 1))).numpy()
-        samples.append(predicted.reshape(num_samples, len(chunk), -1))
-    return np.concatenate(samples, axis=1)
-
-
 def predict_file(
-    model_dir: Path, input_path: Path, output_path: Path, num_samples: int, overwrite: bool
+    model_dir: Path,
+    input_path: Path,
+    output_path: Path,
+    num_samples: int = 1,
+    select: str = "none",
+    overwrite: bool = False,
 ) -> int:
     """Writes predicted positions for every event of `input_path`; returns the event count."""
     if num_samples < 1:
@@ -67,11 +66,11 @@ def predict_file(
         raise UserInputError(f"--output='{output_path}': folder '{output_path.parent}' is missing")
     run_config = read_run_config(model_dir)
     momenta_table = data.read_columns(input_path, run_config["momentum_columns"])
-    samples = sample_positions(
-        export.load_saved_model(model_dir / export.SAVED_MODEL_DIR), momenta_table, num_samples
-    )
+    serving = export.load_saved_model(model_dir / export.SAVED_MODEL_DIR)
+    samples = sampling.posterior_samples(serving.serve, momenta_table, num_samples)
+    predicted = sampling.point_prediction(samples, momenta_table, select)
     position_columns = run_config["position_columns"]
-    columns = dict(zip(position_columns, samples.mean(axis=0).T, strict=True))
+    columns = dict(zip(position_columns, predicted.T, strict=True))
     if num_samples > 1:
         columns.update(
             zip([f"{name}_std" for name in position_columns], samples.std(axis=0).T, strict=True)
@@ -91,6 +90,7 @@ def main(argv: list[str]) -> None:
         Path(flags.FLAGS.input),
         Path(flags.FLAGS.output),
         flags.FLAGS.num_samples,
+        flags.FLAGS.select,
         flags.FLAGS.overwrite,
     )
     print(f"Wrote predicted positions (bohr) of {count} events to {flags.FLAGS.output}")

@@ -4,6 +4,7 @@ import keras
 import numpy as np
 
 NORMALIZATIONS = ("none", "standard", "minmax")
+_NEGLIGIBLE_SPREAD = 1e-6  # relative to the widest column
 
 
 def normalization_statistics(method: str, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -12,7 +13,9 @@ def normalization_statistics(method: str, values: np.ndarray) -> tuple[np.ndarra
     keras' `Normalization` computes (x − mean)/√variance. Its `adapt` only knows the standard
     statistics, but min–max scaling is the same affine map with mean = min and
     variance = (max − min)², so one layer type (and its `invert=True`) serves every method.
-    A constant column keeps variance 1 so nothing is divided by zero.
+    A constant column keeps variance 1 so nothing is divided by zero; so does a column whose
+    spread is under a millionth of the widest column's, which is round-off around a constant
+    (the out-of-plane coordinate in the momentum frame), not a signal worth amplifying.
 
     Args:
       method: one of NORMALIZATIONS.
@@ -31,7 +34,7 @@ def normalization_statistics(method: str, values: np.ndarray) -> tuple[np.ndarra
         offset, spread = values.min(axis=0), values.max(axis=0) - values.min(axis=0)
     else:
         raise ValueError(f"unknown normalization {method!r}; expected one of {NORMALIZATIONS}")
-    spread = np.where(spread > 0, spread, 1.0)
+    spread = np.where(spread > _NEGLIGIBLE_SPREAD * np.max(spread, initial=0.0), spread, 1.0)
     return offset, np.square(spread)
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from cvae_tf import callbacks, data, export, metrics, model, report
+from cvae_tf import callbacks, data, export, metrics, model, physics, report, sampling
 from cvae_tf.cli import UserInputError
 from cvae_tf.config import TrainConfig
 
@@ -63,6 +63,7 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> RunResult:
         l1=config.l1,
         l2=config.l2,
         latent_prior=config.latent_prior,
+        frame=config.frame,
         seed=config.seed,
     )
     cvae.compile(
@@ -120,21 +121,32 @@ def _progress_verbosity(verbose: int | str) -> int:
     return 1 if sys.stdout.isatty() else 2
 
 
-def predict_positions(cvae: model.CVAE, momenta_table: np.ndarray) -> np.ndarray:
-    """One posterior sample of positions (bohr) [events, 9] for raw momenta (a.u.) [events, 9]."""
-    return np.asarray(cvae.predict(momenta_table, batch_size=PREDICT_BATCH_SIZE, verbose=0))
-
-
 def evaluate(
     cvae: model.CVAE, events: data.Events, split: data.Split, config: TrainConfig
 ) -> tuple[dict, str]:
     """Test-split metrics in original units and the printed report with sample events."""
     true_positions = events.positions[split.test]
     test_momenta = events.momenta[split.test]
+    momenta_table = data.to_table(test_momenta)
+    samples = sampling.posterior_samples(
+        lambda momenta: cvae.predict(momenta, batch_size=PREDICT_BATCH_SIZE, verbose=0),
+        momenta_table,
+        config.num_samples,
+    )
     predicted = data.to_events_array(
-        predict_positions(cvae, data.to_table(test_momenta).astype(np.float32))
-    ).astype(np.float64)
+        sampling.point_prediction(samples, momenta_table, config.select)
+    )
     results = metrics.evaluate_positions(true_positions, predicted, test_momenta)
+    results["num_samples"] = config.num_samples
+    if config.num_samples > 1:
+        results.update(
+            metrics.interval_coverage(
+                true_positions,
+                data.to_events_array(samples.mean(axis=0)),
+                data.to_events_array(samples.std(axis=0)),
+            )
+        )
+        results.update(_selection_comparison(samples, momenta_table, true_positions))
     # The bar to clear: always predicting the training split's mean geometry.
     mean_geometry = events.positions[split.train].mean(axis=0)
     results["baseline_training_mean_per_atom_error_bohr"] = float(
@@ -150,6 +162,21 @@ def evaluate(
         ]
     )
     return results, text
+
+
+def _selection_comparison(samples, momenta_table, true_positions) -> dict[str, float]:
+    """Per-atom error and EnergyDiff₁ median of both point predictions, side by side."""
+    comparison = {}
+    for select, name in (("none", "sample_mean"), ("energy", "energy_selected")):
+        predicted = data.to_events_array(sampling.point_prediction(samples, momenta_table, select))
+        comparison[f"{name}_per_atom_error_bohr"] = float(
+            metrics.per_atom_error(true_positions, predicted).mean()
+        )
+        kinetic = physics.kinetic_energy(data.to_events_array(momenta_table))
+        comparison[f"{name}_energy_diff_1_median"] = float(
+            np.median(physics.energy_diff_1(kinetic, physics.potential_energy(predicted)))
+        )
+    return comparison
 
 
 def _save_run(cvae, config, split, history, test_metrics, work_dir: Path) -> None:

@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 
+from cvae_tf import metrics as metrics_module
 from cvae_tf.metrics import (
     evaluate_positions,
     mean_relative_error,
@@ -137,6 +138,14 @@ def test_evaluate_positions_returns_exactly_the_documented_plain_numbers():
     metrics = evaluate_positions(positions[None], positions[None], momenta[None])
     assert set(metrics) == {
         "mre_percent",
+        "mre_median_percent",
+        "mre_above_threshold_percent",
+        "energy_diff_1_true_mean",
+        "bond_co_mae_bohr",
+        "bond_cs_mae_bohr",
+        "angle_mae_degrees",
+        "forward_momentum_error_median",
+        "forward_momentum_error_true_median",
         "mre_squared_percent",
         "kinetic_energy_mean",
         "potential_energy_predicted_mean",
@@ -162,3 +171,54 @@ def test_evaluate_positions_rejects_mismatched_shapes():
         evaluate_positions(np.zeros((2, 3, 3)), np.zeros((3, 3, 3)), np.zeros((2, 3, 3)))
     with pytest.raises(ValueError, match="at least one event"):
         evaluate_positions(np.zeros((0, 3, 3)), np.zeros((0, 3, 3)), np.zeros((0, 3, 3)))
+
+
+def test_bond_and_angle_errors_by_hand():
+    linear = np.array([[0.0, 0.0, 0.0], [-2.188, 0.0, 0.0], [2.948, 0.0, 0.0]])
+    bent = np.array([[0.0, 0.0, 0.0], [-2.0, 0.0, 0.0], [0.0, 3.0, 0.0]])  # 90°, r = 2 and 3
+    momenta = np.ones((2, 3, 3)) * 100
+    metrics = evaluate_positions(np.stack([linear, linear]), np.stack([linear, bent]), momenta)
+    assert metrics["bond_co_mae_bohr"] == pytest.approx(0.188 / 2)
+    assert metrics["bond_cs_mae_bohr"] == pytest.approx(0.052 / 2)
+    assert metrics["angle_mae_degrees"] == pytest.approx(90.0 / 2)
+
+
+def test_forward_consistency_of_a_scaled_geometry_follows_coulomb_scaling():
+    """Scaling every distance by s scales the final momenta by s^(-1/2): error |s^(-1/2) − 1|."""
+    from cvae_tf import simulator
+
+    positions, momenta = simulator.simulate_events(simulator.SimulationConfig(50, seed=1))
+    exact = metrics_module.forward_momentum_error(positions, momenta)
+    assert np.max(exact) < 1e-7
+    for scale in (0.5, 1.1, 2.0):
+        errors = metrics_module.forward_momentum_error(positions * scale, momenta)
+        np.testing.assert_allclose(errors, abs(scale**-0.5 - 1), rtol=1e-6)
+    metrics = evaluate_positions(positions, positions * 2.0, momenta)
+    assert metrics["forward_momentum_error_median"] == pytest.approx(1 - 2**-0.5, rel=1e-6)
+    assert metrics["forward_momentum_error_true_median"] < 1e-7
+
+
+def test_mre_above_threshold_and_median_by_hand():
+    real = np.array([[[1.0, 2.0, 1e-16], [4.0, -1.0, 0.05], [0.5, 1e-3, 10.0]]])
+    predicted = real.copy()
+    predicted[0, 0, 0] = 1.1  # 10 %
+    predicted[0, 1, 0] = 4.2  # 5 %
+    predicted[0, 1, 2] = 0.1  # 100 %, but |real| = 0.05 is under the threshold
+    predicted[0, 0, 2] = 1e-9  # ≈ 1000 %: a near-zero coordinate, excluded above the threshold
+    metrics = evaluate_positions(real, predicted, np.ones_like(real) * 100)
+    # Above 0.1 bohr: 1.0, 2.0, 4.0, -1.0, 0.5, 10.0 → errors 10, 0, 5, 0, 0, 0.
+    assert metrics["mre_above_threshold_percent"] == pytest.approx(15.0 / 6)
+    assert metrics["mre_median_percent"] == pytest.approx(0.0)
+
+
+def test_interval_coverage_of_gaussian_truth_is_nominal():
+    rng = np.random.default_rng(0)
+    mean = rng.normal(size=(20000, 3, 3))
+    spread = rng.uniform(0.1, 2.0, size=mean.shape)
+    truth = mean + spread * rng.normal(size=mean.shape)
+    coverage = metrics_module.interval_coverage(truth, mean, spread)
+    assert coverage["coverage_68"] == pytest.approx(0.6827, abs=0.005)
+    assert coverage["coverage_95"] == pytest.approx(0.95, abs=0.004)
+    too_narrow = metrics_module.interval_coverage(truth, mean, spread / 2)
+    assert too_narrow["coverage_68"] == pytest.approx(0.3829, abs=0.005)  # P(|Z| < 0.5)
+    assert coverage["mean_spread_bohr"] == pytest.approx(np.mean(spread))

@@ -51,7 +51,7 @@ def test_kernel_norms_match_numpy_over_dense_kernels():
 
 def _fix_posterior(cvae, mean, log_var):
     """Makes the encoder output a constant mean and log-variance for every input."""
-    for layer, value in ((cvae.latent_mean_layer, mean), (cvae.latent_log_var_layer, log_var)):
+    for layer, value in zip(cvae.latent_heads, (mean, log_var), strict=True):
         layer.kernel.assign(np.zeros(layer.kernel.shape))
         layer.bias.assign(np.full(layer.bias.shape, value))
 
@@ -197,3 +197,15 @@ def test_keras_file_round_trip_keeps_normalization_and_latent_statistics(tmp_pat
         cvae.decode_positions(momenta, latent).numpy(),
         rtol=1e-6,
     )
+
+
+def test_latent_dim_zero_is_a_deterministic_network_of_the_same_code():
+    momenta, positions = toy_tables(300)
+    cvae = make_cvae(momenta, positions, latent_dim=0)
+    kernels = [w for w in cvae.weights if w.path.endswith("kernel")]
+    assert len(kernels) == 2 + 1  # decoder and output layers only: no encoder
+    history = fit(cvae, momenta, positions, (momenta[:50], positions[:50]), epochs=2)
+    assert history.history["kl"] == [0.0, 0.0]
+    assert np.isfinite(history.history["val_loss"]).all()
+    cvae.fit_latent_statistics(momenta, positions)
+    np.testing.assert_array_equal(cvae(momenta[:20]).numpy(), cvae(momenta[:20]).numpy())
