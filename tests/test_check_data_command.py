@@ -3,9 +3,9 @@
 import numpy as np
 import pandas as pd
 import pytest
-from test_alignment import frame_mismatched_events
 
 from cvae_tf import data, simulator
+from tests.frame_mismatch import frame_mismatched_events
 
 # Another group's naming, exported with a space after every comma ("cx, cy, ...").
 POSITION_NAMES = [f"{atom}_{axis}" for atom in ("C", "O", "S") for axis in "xyz"]

@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
-from test_alignment import frame_mismatched_events
 
 from cvae_tf import data, diagnostics, physics, simulator
 from cvae_tf.cli import UserInputError
+from tests.frame_mismatch import frame_mismatched_events
 
 BOHR_PER_ANGSTROM = 1 / 0.529177210544  # CODATA 2022
 ELECTRON_MASSES_PER_DALTON = 1822.888486
