@@ -12,6 +12,8 @@ from cvae_tf import frames, model, preprocessing, sampling
 from cvae_tf.cli import UserInputError
 from cvae_tf.data import MOMENTUM_COLUMNS, POSITION_COLUMNS
 
+CENTERS = ("none", "com")
+
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
@@ -41,6 +43,9 @@ class TrainConfig:
     momentum_norm: str = "standard"
     latent_prior: str = "encoder_means"
     frame: str = "momentum"  # train and predict in the frame the momenta define
+    center: str = "none"  # com: make the target positions centre-of-mass relative
+    align_positions: bool = False  # rotate each event's positions into its momenta's frame
+    check_data: bool = True  # check the data's physics on a sample before training
     output_dir: str = "saved_models"
     run_name: str = ""  # empty = a timestamp
     num_display_samples: int = 3
@@ -85,6 +90,12 @@ _HELP = {
     "encoder_means = std of the encoder means; aggregate_posterior = also their mean variance.",
     "frame": "momentum: rotate each event into the frame its momenta define, train and predict "
     "there, rotate predictions back (right for randomly oriented molecules); lab: as given.",
+    "center": "com: subtract each event's centre of mass from its positions, so targets are "
+    "centre-of-mass relative (momenta cannot fix a translation); none: positions as given.",
+    "align_positions": "Repair data whose positions and momenta live in different frames: "
+    "rotate each event's positions onto its momenta (simulated explosion + Kabsch), centre them.",
+    "check_data": "Check energies, momentum balance, frames and translation on a sample before "
+    "training and print the verdict with recommended flags; --nocheck_data skips it.",
     "output_dir": "Folder that receives the run folder <output_dir>/<run_name>.",
     "run_name": "Name of the run folder; empty uses the start time (YYYYmmdd-HHMMSS).",
     "num_display_samples": "Random test events shown as a real-vs-predicted table.",
@@ -100,6 +111,7 @@ _ENUMS = {
     "latent_prior": model.LATENT_PRIORS,
     "frame": frames.FRAMES,
     "select": sampling.SELECTIONS,
+    "center": CENTERS,
 }
 
 

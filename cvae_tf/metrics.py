@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from cvae_tf import simulator
+from cvae_tf import alignment, simulator
 from cvae_tf.physics import (
     ATOMS,
     bend_angle,
@@ -143,6 +143,9 @@ def evaluate_positions(
             for index, atom in enumerate(ATOMS)
         },
         "position_mse_bohr2": np.mean(np.square(true_positions - predicted_positions)),
+        "superposition_rmsd_bohr": np.mean(
+            alignment.superposition_rmsd(predicted_positions, true_positions)
+        ),
         "bond_co_mae_bohr": np.mean(bond_errors[:, 0]),
         "bond_cs_mae_bohr": np.mean(bond_errors[:, 1]),
         "angle_mae_degrees": np.mean(

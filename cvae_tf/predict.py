@@ -94,6 +94,8 @@ def main(argv: list[str]) -> None:
         flags.FLAGS.overwrite,
     )
     print(f"Wrote predicted positions (bohr) of {count} events to {flags.FLAGS.output}")
+    if read_run_config(Path(flags.FLAGS.model_dir)).get("center") == "com":
+        print("Positions are relative to each event's centre of mass (trained with --center=com).")
 
 
 if __name__ == "__main__":

@@ -142,6 +142,7 @@ def test_evaluate_positions_returns_exactly_the_documented_plain_numbers():
         "mre_above_threshold_percent",
         "energy_diff_1_true_mean",
         "bond_co_mae_bohr",
+        "superposition_rmsd_bohr",
         "bond_cs_mae_bohr",
         "angle_mae_degrees",
         "forward_momentum_error_median",
