@@ -4,6 +4,7 @@ from pathlib import Path
 
 import keras
 import tensorflow as tf
+from absl import logging
 
 from cvae_tf.model import NUM_FEATURES
 
@@ -30,7 +31,13 @@ def export_saved_model(cvae: keras.Model, path: str | Path) -> None:
     archive.add_endpoint(
         name="decode", fn=cvae.decode_positions, input_signature=[momenta_spec, latent_spec]
     )
-    archive.write_out(str(path), verbose=False)
+    # TensorFlow logs each asset and signature renaming at INFO through absl: noise for users.
+    verbosity = logging.get_verbosity()
+    logging.set_verbosity(logging.WARNING)
+    try:
+        archive.write_out(str(path), verbose=False)
+    finally:
+        logging.set_verbosity(verbosity)
 
 
 def load_saved_model(path: str | Path):

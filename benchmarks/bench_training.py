@@ -1,0 +1,121 @@
+"""Training throughput and SavedModel inference speed of the default CVAE, events/s.
+
+Compares keras' per-batch execution (steps_per_execution=1, no XLA) with the defaults
+(steps_per_execution=32, XLA) in one run, so the ratio is fair on a shared machine.
+
+Run from the repository root: python -m benchmarks.bench_training [--num_events=35000]
+"""
+
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+from absl import app, flags
+
+from cvae_tf import config, data, export, model, simulator
+
+flags.DEFINE_integer(
+    "num_events", 35_000, "Training events (the default set's 70 %). Default: 35000."
+)
+flags.DEFINE_integer("epochs", 5, "Timed epochs per setting, after one warm-up epoch. Default: 5.")
+flags.DEFINE_integer("repeats", 7, "Timed SavedModel calls; the median is reported. Default: 7.")
+flags.DEFINE_integer("inference_batch", 8192, "Events per SavedModel call. Default: 8192.")
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Wall-clock seconds of each epoch."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._started)
+
+
+def build(defaults: config.TrainConfig, positions, momenta) -> model.CVAE:
+    """The default architecture, normalization fitted on the given tables."""
+    return model.build_cvae(
+        positions,
+        momenta,
+        defaults.position_norm,
+        defaults.momentum_norm,
+        hidden_dim=defaults.hidden_dim,
+        num_layers=defaults.num_layers,
+        latent_dim=defaults.latent_dim,
+        activation=defaults.activation,
+        beta=defaults.beta,
+        frame=defaults.frame,
+    )
+
+
+def training_speed(defaults, positions, momenta, steps_per_execution, jit_compile) -> float:
+    """Median events/s of training epochs (after a warm-up epoch that compiles)."""
+    cvae = build(defaults, positions, momenta)
+    cvae.compile(
+        optimizer=keras.optimizers.Adam(defaults.learning_rate),
+        steps_per_execution=steps_per_execution,
+        jit_compile=jit_compile,
+    )
+    timer = EpochTimer()
+    cvae.fit(
+        momenta,
+        positions,
+        batch_size=defaults.batch_size,
+        epochs=1 + flags.FLAGS.epochs,
+        callbacks=[model.LatentStatisticsReset(), timer],
+        verbose=0,
+    )
+    return len(momenta) / statistics.median(timer.seconds[1:])
+
+
+def inference_speed(defaults, positions, momenta) -> float:
+    """Median events/s of the exported SavedModel's `serve` at the inference batch size."""
+    cvae = build(defaults, positions, momenta)
+    batch = np.resize(momenta, (flags.FLAGS.inference_batch, 9))
+    with tempfile.TemporaryDirectory() as folder:
+        export.export_saved_model(cvae, Path(folder) / "saved_model")
+        serving = export.load_saved_model(Path(folder) / "saved_model")
+        serving.serve(batch)  # trace and warm up
+        durations = []
+        for _ in range(flags.FLAGS.repeats):
+            started = time.perf_counter()
+            serving.serve(batch).numpy()
+            durations.append(time.perf_counter() - started)
+    return len(batch) / statistics.median(durations)
+
+
+def main(argv: list[str]) -> None:
+    """Prints events/s for both execution settings and for SavedModel inference."""
+    del argv  # Unused.
+    defaults = config.TrainConfig()
+    positions, momenta = simulator.simulate_events(
+        simulator.SimulationConfig(flags.FLAGS.num_events, seed=1)
+    )
+    positions = data.to_table(positions).astype(np.float32)
+    momenta = data.to_table(momenta).astype(np.float32)
+    print(
+        f"Default CVAE ({defaults.hidden_dim}×2^i, {defaults.num_layers} layers, frame "
+        f"{defaults.frame}), {len(momenta)} events, batch {defaults.batch_size}:"
+    )
+    before = training_speed(defaults, positions, momenta, 1, False)
+    print(f"  training, keras per-batch (steps_per_execution=1, no XLA): {before:>9,.0f} events/s")
+    after = training_speed(
+        defaults, positions, momenta, defaults.steps_per_execution, defaults.jit_compile
+    )
+    print(
+        f"  training, defaults (steps_per_execution={defaults.steps_per_execution}, XLA):"
+        f"       {after:>9,.0f} events/s  ({after / before:.2f}×)"
+    )
+    served = inference_speed(defaults, positions, momenta)
+    print(f"  SavedModel serve, batch {flags.FLAGS.inference_batch}:  {served:>9,.0f} events/s")
+
+
+if __name__ == "__main__":
+    app.run(main)
