@@ -71,7 +71,8 @@ _HELP = {
     "seed": "Seed of the split, the initial weights and the latent sampling.",
     "hidden_dim": "Width of the first encoder layer; layer i has hidden_dim·2^i units.",
     "num_layers": "Number of hidden layers in the encoder (the decoder mirrors them).",
-    "latent_dim": "Dimension of the latent vector z.",
+    "latent_dim": "Dimension of the latent vector z; 0 switches the latent path off (a "
+    "deterministic network of the same size).",
     "activation": "Hidden-layer activation: any name keras.activations.get accepts.",
     "learning_rate": "Adam learning rate.",
     "batch_size": "Events per training batch.",
@@ -150,7 +151,6 @@ def validate(config: TrainConfig) -> TrainConfig:
     for name in (
         "hidden_dim",
         "num_layers",
-        "latent_dim",
         "batch_size",
         "steps_per_execution",
         "epochs",
@@ -158,7 +158,7 @@ def validate(config: TrainConfig) -> TrainConfig:
     ):
         if getattr(config, name) < 1:
             raise UserInputError(f"--{name}={getattr(config, name)}; expected an integer ≥ 1")
-    for name in ("patience", "num_display_samples"):
+    for name in ("patience", "num_display_samples", "latent_dim"):
         if getattr(config, name) < 0:
             raise UserInputError(f"--{name}={getattr(config, name)}; expected an integer ≥ 0")
     if not config.learning_rate > 0:

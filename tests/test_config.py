@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
     [
         (dict(hidden_dim=0), "--hidden_dim=0; expected an integer ≥ 1"),
         (dict(num_layers=-1), "--num_layers=-1"),
-        (dict(latent_dim=0), "--latent_dim=0"),
+        (dict(latent_dim=-1), "--latent_dim=-1; expected an integer ≥ 0"),
         (dict(batch_size=0), "--batch_size=0"),
         (dict(epochs=0), "--epochs=0"),
         (dict(patience=-1), "--patience=-1; expected an integer ≥ 0"),
