@@ -209,3 +209,16 @@ def test_latent_dim_zero_is_a_deterministic_network_of_the_same_code():
     assert np.isfinite(history.history["val_loss"]).all()
     cvae.fit_latent_statistics(momenta, positions)
     np.testing.assert_array_equal(cvae(momenta[:20]).numpy(), cvae(momenta[:20]).numpy())
+
+
+def test_running_latent_statistics_restart_every_epoch():
+    """During fit the prior follows the current epoch only: validation sees this epoch's spread."""
+    momenta, positions = toy_tables(350)
+    cvae = make_cvae(momenta, positions)
+    fit(cvae, momenta, positions, (momenta[:50], positions[:50]), epochs=3)
+    assert float(cvae._latent_count.numpy()) == 350  # one epoch's events, not three
+    sums = cvae._latent_sums.numpy()
+    np.testing.assert_allclose(cvae.latent_mean.numpy(), sums[0] / 350, rtol=1e-5)
+    np.testing.assert_allclose(
+        cvae.latent_std.numpy(), np.sqrt(sums[1] / 350 - (sums[0] / 350) ** 2), rtol=1e-3
+    )

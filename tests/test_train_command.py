@@ -2,10 +2,11 @@
 
 import json
 
+import keras
 import numpy as np
 import pytest
 
-from cvae_tf import data
+from cvae_tf import data, frames
 
 
 def test_run_folder_holds_everything(quick_run):
@@ -115,3 +116,24 @@ def test_missing_columns_in_data_exit_2(tmp_path, events_csv, run_command):
     assert result.returncode == 2
     assert "lacks columns ['px1'" in result.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_normalization_is_fitted_on_the_training_split_only(quick_run, events_csv):
+    run_dir, _ = quick_run
+    cvae = keras.models.load_model(run_dir / "model.keras")
+    train_rows = np.load(run_dir / "split.npz")["train"]
+    events = data.load_events(events_csv)
+    rotations = frames.momentum_frame(events.momenta[train_rows])  # the default frame
+    in_frame = np.asarray(frames.to_frame(rotations, events.positions[train_rows])).reshape(-1, 9)
+    np.testing.assert_allclose(
+        np.ravel(cvae.normalize_positions.mean), in_frame.mean(axis=0), rtol=1e-5, atol=1e-6
+    )
+    everything = np.asarray(
+        frames.to_frame(frames.momentum_frame(events.momenta), events.positions)
+    )
+    assert not np.allclose(
+        np.ravel(cvae.normalize_positions.mean),
+        everything.reshape(-1, 9).mean(axis=0),
+        rtol=1e-5,
+        atol=1e-6,
+    )
