@@ -34,9 +34,11 @@ COLUMNS = (
     ("bond_cs_mae_bohr", "C–S MAE (bohr)", ".4f"),
     ("angle_mae_degrees", "angle MAE (°)", ".3f"),
     ("energy_diff_1_median", "EnergyDiff₁ median", ".2e"),
-    ("forward_momentum_error_median", "forward |Δp|/|p| median", ".2e"),
+    ("forward_momentum_error_median", "forward Δp/p median", ".2e"),
     ("coverage_68", "68 % coverage", ".3f"),
     ("coverage_95", "95 % coverage", ".3f"),
+    ("energy_selected_per_atom_error_bohr", "per-atom error, --select=energy", ".4f"),
+    ("energy_selected_energy_diff_1_median", "EnergyDiff₁ median, --select=energy", ".2e"),
     ("train_seconds", "training time (s)", ".0f"),
     ("events_per_second", "inference (events/s)", ",.0f"),
 )

@@ -11,11 +11,18 @@ from cvae_tf import alignment, check_data, cli, data
 from cvae_tf.cli import UserInputError
 
 
-def define_flags() -> None:
+def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     """The align command's flags."""
-    check_data.define_column_flags()
-    flags.DEFINE_string("output", None, "CSV file for the repaired events (required).")
-    flags.DEFINE_boolean("overwrite", False, "Replace an existing output file. Default: False.")
+    check_data.define_column_flags(flag_values)
+    flags.DEFINE_string(
+        "output", None, "CSV file for the repaired events (required).", flag_values=flag_values
+    )
+    flags.DEFINE_boolean(
+        "overwrite",
+        False,
+        "Replace an existing output file. Default: False.",
+        flag_values=flag_values,
+    )
 
 
 def check_output(input_path: Path, output_path: Path, overwrite: bool) -> None:
@@ -62,15 +69,14 @@ def align_file(
     return before, after
 
 
-def main(argv: list[str]) -> None:
+def execute(flag_values: flags.FlagValues) -> None:
     """Checks the flags, aligns every event, writes the CSV and prints the mismatch figures."""
-    del argv  # Unused: every option is a flag.
-    input_path = check_data.data_path_from_flags(flags.FLAGS)
-    position_columns, momentum_columns = check_data.columns_from_flags(flags.FLAGS)
-    if not flags.FLAGS.output:
+    input_path = check_data.data_path_from_flags(flag_values)
+    position_columns, momentum_columns = check_data.columns_from_flags(flag_values)
+    if not flag_values.output:
         raise UserInputError("--output is required; expected a CSV path")
-    output_path = Path(flags.FLAGS.output)
-    check_output(input_path, output_path, flags.FLAGS.overwrite)
+    output_path = Path(flag_values.output)
+    check_output(input_path, output_path, flag_values.overwrite)
     before, after = align_file(input_path, output_path, position_columns, momentum_columns)
     print("Forward mismatch |p_simulated − p_given| / |p_given| per event:")
     print(f"  before alignment  median {np.median(before):.3g}, max {np.max(before):.3g}")
@@ -79,6 +85,12 @@ def main(argv: list[str]) -> None:
         f"Wrote {len(after)} events with aligned, centre-of-mass-relative positions (bohr) to "
         f"{output_path}"
     )
+
+
+def main(argv: list[str]) -> None:
+    """The absl entry point."""
+    del argv  # Unused: every option is a flag.
+    execute(flags.FLAGS)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """Training callbacks: early stopping on a relative improvement, and the learning-curve plots."""
 
+import csv
 import math
 import os
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -169,9 +171,12 @@ def _curve_figure(
 class LearningCurves(keras.callbacks.Callback):
     """Collects each epoch's logs and writes the two learning-curve PNGs when training ends."""
 
-    def __init__(self, output_dir: str, *, split_epoch: int = 10):
+    def __init__(self, output_dir: str, *, split_epoch: int = 10, history_csv: str | None = None):
         super().__init__()
         self.output_dir = output_dir
+        # A CSVLogger file to plot from instead of this fit's logs, so that a resumed run's
+        # curves show every epoch (place this callback after that CSVLogger).
+        self.history_csv = history_csv
         self.split_epoch = split_epoch
         self.history: dict[str, list[float]] = {}
         self.paths: tuple[str, str] | None = None
@@ -194,6 +199,85 @@ class LearningCurves(keras.callbacks.Callback):
         self._epochs += 1
 
     def on_train_end(self, logs=None):
-        self.paths = plot_learning_curves(
-            self.history, self.output_dir, split_epoch=self.split_epoch
-        )
+        history = self.history
+        if self.history_csv and Path(self.history_csv).is_file():
+            history = read_history(Path(self.history_csv))
+        self.paths = plot_learning_curves(history, self.output_dir, split_epoch=self.split_epoch)
+
+
+class EpochWatch(keras.callbacks.TerminateOnNaN):
+    """keras' TerminateOnNaN, also on the validation loss, noting where it stopped and started.
+
+    `diverged` is (1-based epoch, log key, value) of the first NaN or infinite loss; `first_epoch`
+    the 0-based epoch this fit began at, above 0 when BackupAndRestore resumed a run.
+    """
+
+    def __init__(self, resume: bool = False):
+        super().__init__()
+        self.resume = resume
+        self.diverged: tuple[int, str, float] | None = None
+        self.first_epoch: int | None = None
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.first_epoch is None:
+            self.first_epoch = epoch
+            if self.resume:
+                print(
+                    f"Resuming the unfinished run at epoch {epoch + 1}"
+                    + (" (no completed epoch was saved)" if epoch == 0 else ""),
+                    flush=True,
+                )
+        self._epoch = epoch + 1
+
+    def on_batch_end(self, batch, logs=None):
+        self._note((logs or {}).get("loss"), "loss", self._epoch)
+        super().on_batch_end(batch, logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        for key in ("loss", "val_loss"):
+            if self._note((logs or {}).get(key), key, epoch + 1):
+                self.model.stop_training = True
+
+    def _note(self, value, key: str, epoch: int) -> bool:
+        if value is None or np.isfinite(value):
+            return False
+        if self.diverged is None:
+            self.diverged = (epoch, key, float(value))
+        return True
+
+
+def read_history(path: Path) -> dict[str, list[float]]:
+    """Per-epoch values by log key from CSVLogger's file; an epoch redone after resume counts once.
+
+    A kill between the CSV line and the backup of an epoch makes --resume redo that epoch, so the
+    last line of each epoch wins; a line cut short by the kill is skipped.
+    """
+    by_epoch = {}
+    with open(path, newline="") as stream:
+        for row in csv.DictReader(stream):
+            if None in row or None in row.values() or "" in row.values():  # a cut line
+                continue
+            by_epoch[int(row.pop("epoch"))] = row
+    history: dict[str, list[float]] = {}
+    for epoch in sorted(by_epoch):
+        for key, value in by_epoch[epoch].items():
+            history.setdefault(key, []).append(_to_float(value))
+    return history
+
+
+def _to_float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:  # CSVLogger's "NA" for a key missing that epoch
+        return math.nan
+
+
+def write_history(path: Path, history: dict[str, list[float]]) -> None:
+    """Writes per-epoch values as CSVLogger does: an epoch column (0-based), then sorted keys."""
+    keys = sorted(history)
+    with open(path, "w", newline="") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(["epoch", *keys])
+        for epoch, values in enumerate(zip(*(history[key] for key in keys), strict=True)):
+            writer.writerow([epoch, *values])

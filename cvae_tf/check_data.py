@@ -8,20 +8,22 @@ from cvae_tf import cli, data, diagnostics
 from cvae_tf.cli import UserInputError
 
 
-def define_column_flags() -> None:
+def define_column_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     """The --data and column flags shared by check_data and align, as train spells them."""
-    flags.DEFINE_string("data", None, "CSV file of events (required).")
+    flags.DEFINE_string("data", None, "CSV file of events (required).", flag_values=flag_values)
     flags.DEFINE_list(
         "position_columns",
         list(data.POSITION_COLUMNS),
         "Nine position columns (bohr) in the order C x,y,z, O x,y,z, S x,y,z. "
         f"Default: {','.join(data.POSITION_COLUMNS)}.",
+        flag_values=flag_values,
     )
     flags.DEFINE_list(
         "momentum_columns",
         list(data.MOMENTUM_COLUMNS),
         "Nine momentum columns (a.u.) in the order C x,y,z, O x,y,z, S x,y,z. "
         f"Default: {','.join(data.MOMENTUM_COLUMNS)}.",
+        flag_values=flag_values,
     )
 
 
@@ -49,28 +51,38 @@ def data_path_from_flags(flag_values: flags.FlagValues) -> Path:
     return Path(flag_values.data)
 
 
-def define_flags() -> None:
+def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     """The check_data command's flags."""
-    define_column_flags()
+    define_column_flags(flag_values)
     flags.DEFINE_integer(
-        "sample_size", 2000, "Events checked, drawn at random (each one simulated). Default: 2000."
+        "sample_size",
+        2000,
+        "Events checked, drawn at random (each one simulated). Default: 2000.",
+        flag_values=flag_values,
     )
-    flags.DEFINE_integer("seed", 0, "Seed of the random sample. Default: 0.")
+    flags.DEFINE_integer(
+        "seed", 0, "Seed of the random sample. Default: 0.", flag_values=flag_values
+    )
+
+
+def execute(flag_values: flags.FlagValues) -> None:
+    """Loads the events, checks a sample and prints the verdict; problems still exit 0."""
+    path = data_path_from_flags(flag_values)
+    position_columns, momentum_columns = columns_from_flags(flag_values)
+    for name, minimum in (("sample_size", 1), ("seed", 0)):
+        if flag_values[name].value < minimum:
+            raise UserInputError(
+                f"--{name}={flag_values[name].value}; expected an integer ≥ {minimum}"
+            )
+    events = data.load_events(path, position_columns, momentum_columns)
+    verdict = diagnostics.check_events(events, flag_values.sample_size, flag_values.seed)
+    print(verdict.format())
 
 
 def main(argv: list[str]) -> None:
-    """Loads the events, checks a sample and prints the verdict; problems still exit 0."""
+    """The absl entry point."""
     del argv  # Unused: every option is a flag.
-    path = data_path_from_flags(flags.FLAGS)
-    position_columns, momentum_columns = columns_from_flags(flags.FLAGS)
-    for name, minimum in (("sample_size", 1), ("seed", 0)):
-        if flags.FLAGS[name].value < minimum:
-            raise UserInputError(
-                f"--{name}={flags.FLAGS[name].value}; expected an integer ≥ {minimum}"
-            )
-    events = data.load_events(path, position_columns, momentum_columns)
-    verdict = diagnostics.check_events(events, flags.FLAGS.sample_size, flags.FLAGS.seed)
-    print(verdict.format())
+    execute(flags.FLAGS)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ class UserInputError(ValueError):
 
 
 USAGE_EXIT_CODE = 2
+INTERRUPTED_EXIT_CODE = 130  # the shell's code for a command stopped by Ctrl-C (128 + SIGINT)
 
 
 def fail(message: str) -> None:
@@ -28,7 +29,10 @@ def _parse_flags(argv: Sequence[str]) -> list[str]:
 
 
 def run(main: Callable[[list[str]], None]) -> None:
-    """Runs `main` under absl; a UserInputError it raises becomes one stderr line and exit 2."""
+    """Runs `main` under absl; a UserInputError it raises becomes one stderr line and exit 2.
+
+    Ctrl-C likewise ends with one line (what was kept, if `main` says) and exit code 130.
+    """
 
     def guarded_main(argv: list[str]) -> None:
         if len(argv) > 1:
@@ -37,5 +41,8 @@ def run(main: Callable[[list[str]], None]) -> None:
             main(argv)
         except UserInputError as error:
             fail(str(error))
+        except KeyboardInterrupt as error:
+            print(f"interrupted: {error or 'stopped by the user'}", file=sys.stderr)
+            sys.exit(INTERRUPTED_EXIT_CODE)
 
     app.run(guarded_main, flags_parser=_parse_flags)

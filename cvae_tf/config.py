@@ -2,7 +2,9 @@
 
 import dataclasses
 import datetime
+import functools
 import json
+import math
 from pathlib import Path
 
 import keras
@@ -13,6 +15,21 @@ from cvae_tf.cli import UserInputError
 from cvae_tf.data import MOMENTUM_COLUMNS, POSITION_COLUMNS
 
 CENTERS = ("none", "com")
+MAX_SEED = 2**32 - 1  # numpy's and keras' global seeds are 32-bit
+MAX_LAYER_WIDTH = 2**16  # a 65536×32768 Dense kernel alone is 8 GiB: beyond that is a typo
+# Flags in which a --resume may differ from the interrupted run: its length, where files lie, and
+# evaluation-only choices (the data is compared by content instead of by path).
+RESUMABLE_CHANGES = (
+    "epochs",
+    "resume",
+    "overwrite",
+    "data",
+    "output_dir",
+    "check_data",
+    "num_display_samples",
+    "num_samples",
+    "select",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,7 +53,7 @@ class TrainConfig:
     epochs: int = 300  # maximum; early stopping usually ends sooner
     patience: int = 25  # epochs without relative improvement before stopping
     min_delta_factor: float = 1e-3  # improvement means val < best·(1 − factor)
-    beta: float = 1e-3  # weight of the KL term
+    beta: float = 1e-4  # weight of the KL term (see README: calibration on noisy data)
     l1: float = 0.0  # weight of Σ|w| over Dense kernels
     l2: float = 0.0  # weight of Σw² over Dense kernels
     position_norm: str = "standard"
@@ -48,6 +65,8 @@ class TrainConfig:
     check_data: bool = True  # check the data's physics on a sample before training
     output_dir: str = "saved_models"
     run_name: str = ""  # empty = a timestamp
+    resume: bool = False  # continue the unfinished run of run_name from its last epoch
+    overwrite: bool = False  # replace a finished (or unfinished) run of the same name
     num_display_samples: int = 3
     num_samples: int = 32  # latent samples per test event in the evaluation
     select: str = "none"  # point prediction: sample mean, or the energy-selected sample
@@ -99,6 +118,10 @@ _HELP = {
     "training and print the verdict with recommended flags; --nocheck_data skips it.",
     "output_dir": "Folder that receives the run folder <output_dir>/<run_name>.",
     "run_name": "Name of the run folder; empty uses the start time (YYYYmmdd-HHMMSS).",
+    "resume": "Continue the unfinished run --run_name (interrupted or killed) from its last "
+    "completed epoch, with the same flags (only --epochs and evaluation flags may change).",
+    "overwrite": "Replace the run folder --run_name, or its unfinished partial folder; the old "
+    "run stays in place until the new one is complete.",
     "num_display_samples": "Random test events shown as a real-vs-predicted table.",
     "num_samples": "Latent samples K per test event: the report gives their mean, per-coordinate "
     "spread and how often the truth falls in the central 68 % and 95 % intervals.",
@@ -163,9 +186,23 @@ def validate(config: TrainConfig) -> TrainConfig:
             raise UserInputError(f"--{name}={getattr(config, name)}; expected an integer ≥ 0")
     if not config.learning_rate > 0:
         raise UserInputError(f"--learning_rate={config.learning_rate}; expected a number > 0")
+    if not math.isfinite(config.learning_rate):
+        raise UserInputError(
+            f"--learning_rate={config.learning_rate}; expected a finite number > 0"
+        )
     for name in ("beta", "l1", "l2"):
         if not getattr(config, name) >= 0:
             raise UserInputError(f"--{name}={getattr(config, name)}; expected a number ≥ 0")
+        if not math.isfinite(getattr(config, name)):
+            raise UserInputError(f"--{name}={getattr(config, name)}; expected a finite number ≥ 0")
+    if not 0 <= config.seed <= MAX_SEED:
+        raise UserInputError(f"--seed={config.seed}; expected an integer in [0, {MAX_SEED}]")
+    widest = config.hidden_dim * 2 ** (config.num_layers - 1)
+    if widest > MAX_LAYER_WIDTH:
+        raise UserInputError(
+            f"--hidden_dim={config.hidden_dim} and --num_layers={config.num_layers} make a layer "
+            f"{widest} units wide; expected hidden_dim·2^(num_layers−1) ≤ {MAX_LAYER_WIDTH}"
+        )
     if not 0 <= config.min_delta_factor < 1:
         raise UserInputError(
             f"--min_delta_factor={config.min_delta_factor}; expected a number in [0, 1)"
@@ -190,15 +227,47 @@ def validate(config: TrainConfig) -> TrainConfig:
             "--position_columns and --momentum_columns share "
             f"{sorted(set(config.position_columns) & set(config.momentum_columns))}"
         )
-    try:
-        keras.activations.get(config.activation)
-    except ValueError:
+    if not _is_usable_activation(config.activation):
         raise UserInputError(
-            f"--activation={config.activation!r} is not a keras activation; expected a name "
-            "such as relu, gelu, silu, tanh, elu, selu, softplus"
-        ) from None
+            f"--activation={config.activation!r} is not a keras activation usable here; "
+            f"expected one of {', '.join(usable_activations())}"
+        )
     if config.data and not Path(config.data).is_file():
         raise UserInputError(f"--data='{config.data}' is not a file; expected a CSV file")
-    if "/" in config.run_name or config.run_name in (".", ".."):
-        raise UserInputError(f"--run_name={config.run_name!r}; expected a plain folder name")
+    if Path(config.output_dir).exists() and not Path(config.output_dir).is_dir():
+        raise UserInputError(
+            f"--output_dir='{config.output_dir}' is a file; expected a folder for run folders"
+        )
+    if "/" in config.run_name or config.run_name.startswith(".") or "\0" in config.run_name:
+        raise UserInputError(
+            f"--run_name={config.run_name!r}; expected a plain folder name, not starting with '.'"
+        )
+    if config.resume and config.overwrite:
+        raise UserInputError(
+            "--resume and --overwrite contradict each other: --resume continues the unfinished "
+            "run, --overwrite starts it afresh; pass one"
+        )
+    if config.resume and not config.run_name:
+        raise UserInputError("--resume needs the --run_name of the run to continue")
     return config
+
+
+def _is_usable_activation(name: str) -> bool:
+    """Whether keras knows `name` as a one-argument activation that keeps the layer's shape."""
+    try:
+        activation = keras.activations.get(name)
+        sample = keras.ops.ones((2, 4))
+        return tuple(activation(sample).shape) == (2, 4)
+    except Exception:  # unknown (ValueError), or needing more arguments (threshold: TypeError)
+        return False
+
+
+@functools.cache
+def usable_activations() -> tuple[str, ...]:
+    """Every keras activation name that --activation accepts, sorted."""
+    names = [
+        name
+        for name in dir(keras.activations)
+        if not name.startswith("_") and name not in ("get", "serialize", "deserialize")
+    ]
+    return tuple(sorted(name for name in names if _is_usable_activation(name)))

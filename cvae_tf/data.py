@@ -1,9 +1,11 @@
 """Event CSV files: reading with clear errors, atomic writing, the split, the default data set."""
 
+import codecs
 import csv
 import dataclasses
 import os
 import tempfile
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,6 +25,12 @@ DEFAULT_DATA_SEED = 20241123  # the specification's date; fixed so every user ge
 _DEFAULT_DATA_VERSION = 1  # bump when the simulator's output for the default set changes.
 
 _MAX_ROWS_LISTED = 5
+# The model computes in float32 and squares each column's spread (normalization variance, MSE):
+# a spread beyond √(3.4e38) ≈ 1.8e19 overflows. Physical values are far smaller (momenta
+# ≲ 1e4 a.u., positions ≲ 1e3 bohr), so a magnitude over 1e18 can only be a corrupt cell.
+MAX_MAGNITUDE = 1e18
+# Separators a spreadsheet or another tool may have used instead of the comma, as we name them.
+_OTHER_DELIMITERS = {";": "';' (semicolon)", "\t": "tab", "|": "'|' (bar)", " ": "spaces"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,21 +98,47 @@ def read_header(path: str | os.PathLike) -> list[str]:
         raise UserInputError(f"data file '{path}' does not exist; expected a CSV file")
     if path.is_dir():
         raise UserInputError(f"data file '{path}' is a directory; expected a CSV file")
-    with open(path, "rb") as stream:
-        if b"\x00" in stream.read(65536):  # NUL bytes: a binary file, not a CSV.
-            raise UserInputError(f"data file '{path}' is not a text CSV file (binary content)")
     try:
+        with open(path, "rb") as stream:
+            start = stream.read(65536)
+        if start.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            raise UserInputError(
+                f"data file '{path}' is UTF-16 text; expected UTF-8 (save it as 'CSV UTF-8')"
+            )
+        if b"\x00" in start:  # NUL bytes: a binary file (image, archive, spreadsheet), not a CSV.
+            raise UserInputError(f"data file '{path}' is not a text CSV file (binary content)")
         with open(path, newline="", encoding="utf-8-sig") as stream:
-            header = next(csv.reader(stream), None)
+            header = next(csv.reader(stream, skipinitialspace=True), None)
     except UnicodeDecodeError:
         raise UserInputError(f"data file '{path}' is not a UTF-8 text CSV file") from None
-    if not header or not any(name.strip() for name in header):
+    except OSError as error:  # e.g. no read permission
+        raise UserInputError(f"data file '{path}' cannot be read: {error.strerror}") from None
+    if header is None:
         raise UserInputError(f"data file '{path}' is empty; expected a header line of column names")
+    if not any(name.strip() for name in header):
+        raise UserInputError(
+            f"data file '{path}' starts with an empty line; expected a header line of column names"
+        )
     return [name.strip() for name in header]
 
 
+def _check_delimiter(path: Path, header: Sequence[str], wanted: Sequence[str]) -> None:
+    """Errors when the header is one column that another separator would split."""
+    if len(header) != 1 or len(wanted) < 2:
+        return
+    counts = {mark: header[0].count(mark) for mark in _OTHER_DELIMITERS}
+    mark = max(counts, key=counts.get)
+    if counts[mark]:
+        shown = header[0] if len(header[0]) <= 40 else header[0][:37] + "..."
+        raise UserInputError(
+            f"data file '{path}' has a single column {shown!r}: it looks separated by "
+            f"{_OTHER_DELIMITERS[mark]}; expected comma-separated values"
+        )
+
+
 def check_columns(path: str | os.PathLike, header: Sequence[str], wanted: Sequence[str]) -> None:
-    """Errors naming duplicate or missing columns and listing the columns found."""
+    """Errors naming a wrong separator, duplicate or missing columns, listing the columns found."""
+    _check_delimiter(Path(path), header, wanted)
     duplicates = sorted({name for name in header if header.count(name) > 1})
     if duplicates:
         raise UserInputError(f"data file '{path}' has duplicate column names {duplicates}")
@@ -120,8 +154,15 @@ def read_columns(path: str | os.PathLike, columns: Sequence[str]) -> np.ndarray:
     header = read_header(path)
     check_columns(path, header, columns)
     try:
-        # All columns, not usecols: pandas' usecols silently accepts rows with extra cells.
-        frame = pd.read_csv(path, skipinitialspace=True, encoding="utf-8-sig", index_col=False)
+        # All columns, not usecols: pandas' usecols silently accepts rows with extra cells. An
+        # extra cell in the first data row only warns (and is dropped): make that an error too.
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            frame = pd.read_csv(path, skipinitialspace=True, encoding="utf-8-sig", index_col=False)
+    except pd.errors.ParserWarning:
+        raise UserInputError(
+            f"data file '{path}' is not a well-formed CSV: {_first_long_row(path, len(header))}"
+        ) from None
     except UnicodeDecodeError:
         raise UserInputError(f"data file '{path}' is not a UTF-8 text CSV file") from None
     except pd.errors.ParserError as error:  # e.g. a row with more cells than the header
@@ -132,24 +173,52 @@ def read_columns(path: str | os.PathLike, columns: Sequence[str]) -> np.ndarray:
     if frame.empty:
         raise UserInputError(f"data file '{path}' has a header but no data rows")
     for name in columns:
-        if not pd.api.types.is_numeric_dtype(frame[name]):  # a cell that is not a number
-            as_number = pd.to_numeric(frame[name], errors="coerce")
-            row = int(np.flatnonzero((as_number.isna() & frame[name].notna()).to_numpy())[0])
-            raise UserInputError(
-                f"data file '{path}' column '{name}' has a non-numeric value "
-                f"{frame[name].iloc[row]!r} in data row {row + 1} (line {row + 2}); "
-                "expected numbers"
-            )
+        if not pd.api.types.is_numeric_dtype(frame[name]):
+            # Text cells: numbers with stray spaces convert; anything else is named.
+            as_number = pd.to_numeric(frame[name].astype(str).str.strip(" \t"), errors="coerce")
+            junk = np.flatnonzero((as_number.isna() & frame[name].notna()).to_numpy())
+            if junk.size:
+                row = int(junk[0])
+                raise UserInputError(
+                    f"data file '{path}' column '{name}' has a non-numeric value "
+                    f"{frame[name].iloc[row]!r} in data row {row + 1} (line {row + 2}); "
+                    "expected numbers"
+                )
+            frame[name] = as_number
     values = frame.to_numpy(dtype=np.float64)
-    bad_rows = np.flatnonzero(~np.isfinite(values).all(axis=1))
+    finite = np.isfinite(values)
+    bad_rows = np.flatnonzero(~finite.all(axis=1))
     if bad_rows.size:
         listed = ", ".join(str(row + 1) for row in bad_rows[:_MAX_ROWS_LISTED])
         more = f" and {bad_rows.size - _MAX_ROWS_LISTED} more" if bad_rows.size > 5 else ""
+        column = columns[int(np.flatnonzero(~finite[bad_rows[0]])[0])]
         raise UserInputError(
-            f"data file '{path}' has NaN or infinite values in data rows {listed}{more}; "
-            "expected finite numbers"
+            f"data file '{path}' has NaN or infinite values in data rows {listed}{more} "
+            f"(first in column '{column}'); expected finite numbers"
+        )
+    huge = np.abs(values) > MAX_MAGNITUDE
+    if huge.any():
+        row, index = (int(i) for i in np.argwhere(huge)[0])
+        raise UserInputError(
+            f"data file '{path}' column '{columns[index]}' has the value {values[row, index]:g} in "
+            f"data row {row + 1} (line {row + 2}), beyond ±{MAX_MAGNITUDE:g}; expected positions "
+            "in bohr and momenta in a.u. (the model computes in float32)"
         )
     return values
+
+
+def _first_long_row(path: str | os.PathLike, num_columns: int) -> str:
+    """Where a data row has more cells than the header has names, in words."""
+    with open(path, newline="", encoding="utf-8-sig") as stream:
+        rows = csv.reader(stream, skipinitialspace=True)
+        next(rows)
+        for number, row in enumerate(rows, start=1):
+            if len(row) > num_columns:
+                return (
+                    f"data row {number} (line {rows.line_num}) has {len(row)} cells, the header "
+                    f"{num_columns} names"
+                )
+    return f"a data row has more cells than the header's {num_columns} names"
 
 
 def load_events(

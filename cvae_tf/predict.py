@@ -1,26 +1,41 @@
 """`python -m cvae_tf.predict`: positions from a CSV of momenta with a saved run's SavedModel."""
 
-import json
 from pathlib import Path
 
 import pandas as pd
 from absl import flags
 
-from cvae_tf import cli, data, export, sampling
+from cvae_tf import cli, data, export, run_folder, sampling
 from cvae_tf.cli import UserInputError
 
 
-def define_flags() -> None:
+def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     """The predict command's flags."""
-    flags.DEFINE_string("model_dir", None, "Run folder written by cvae_tf.train (required).")
-    flags.DEFINE_string("input", None, "CSV with the model's momentum columns (a.u.) (required).")
-    flags.DEFINE_string("output", None, "CSV for the predicted positions (bohr) (required).")
+    flags.DEFINE_string(
+        "model_dir",
+        None,
+        "Run folder written by cvae_tf.train (required).",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_string(
+        "input",
+        None,
+        "CSV with the model's momentum columns (a.u.) (required).",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_string(
+        "output",
+        None,
+        "CSV for the predicted positions (bohr) (required); same input, same model, same file.",
+        flag_values=flag_values,
+    )
     flags.DEFINE_integer(
         "num_samples",
         1,
         "Latent samples K per event; above 1 the output holds the point prediction (see "
         "--select) under the position column names and the samples' standard deviation as "
         "<column>_std. Default: 1.",
+        flag_values=flag_values,
     )
     flags.DEFINE_enum(
         "select",
@@ -28,23 +43,14 @@ def define_flags() -> None:
         sampling.SELECTIONS,
         "Point prediction from the K samples: none = their mean; energy = the sample whose "
         "potential energy best matches the measured kinetic energy. Default: none.",
+        flag_values=flag_values,
     )
-    flags.DEFINE_boolean("overwrite", False, "Replace an existing output file. Default: False.")
-
-
-def read_run_config(model_dir: Path) -> dict:
-    """The config.json of a run folder, after checking the folder holds an exported model."""
-    if not model_dir.is_dir():
-        raise UserInputError(f"--model_dir='{model_dir}' is not a folder; expected a run folder")
-    config_path = model_dir / "config.json"
-    if not (model_dir / export.SAVED_MODEL_DIR / "saved_model.pb").is_file():
-        raise UserInputError(
-            f"--model_dir='{model_dir}' holds no SavedModel ({export.SAVED_MODEL_DIR}/); "
-            "expected a folder written by cvae_tf.train"
-        )
-    if not config_path.is_file():
-        raise UserInputError(f"--model_dir='{model_dir}' has no config.json; incomplete run")
-    return json.loads(config_path.read_text())
+    flags.DEFINE_boolean(
+        "overwrite",
+        False,
+        "Replace an existing output file. Default: False.",
+        flag_values=flag_values,
+    )
 
 
 def predict_file(
@@ -55,16 +61,22 @@ def predict_file(
     select: str = "none",
     overwrite: bool = False,
 ) -> int:
-    """Writes predicted positions for every event of `input_path`; returns the event count."""
+    """Writes predicted positions for every event of `input_path`; returns the event count.
+
+    The latent samples come from the sampler state saved in the SavedModel, so the same model
+    and input give the same file every time.
+    """
     if num_samples < 1:
         raise UserInputError(f"--num_samples={num_samples}; expected an integer ≥ 1")
     if output_path.resolve() == input_path.resolve():
         raise UserInputError(f"--output='{output_path}' is the input file; choose another path")
+    if output_path.is_dir():
+        raise UserInputError(f"--output='{output_path}' is a folder; expected a CSV file path")
     if output_path.exists() and not overwrite:
         raise UserInputError(f"--output='{output_path}' exists; pass --overwrite to replace it")
     if not output_path.parent.is_dir():
         raise UserInputError(f"--output='{output_path}': folder '{output_path.parent}' is missing")
-    run_config = read_run_config(model_dir)
+    run_config = run_folder.check_complete(model_dir)
     momenta_table = data.read_columns(input_path, run_config["momentum_columns"])
     serving = export.load_saved_model(model_dir / export.SAVED_MODEL_DIR)
     samples = sampling.posterior_samples(serving.serve, momenta_table, num_samples)
@@ -79,23 +91,29 @@ def predict_file(
     return len(momenta_table)
 
 
-def main(argv: list[str]) -> None:
+def execute(flag_values: flags.FlagValues) -> None:
     """Reads momenta, predicts positions, writes them in the input's row order."""
-    del argv  # Unused: every option is a flag.
     for name in ("model_dir", "input", "output"):
-        if not flags.FLAGS[name].value:
+        if not flag_values[name].value:
             raise UserInputError(f"--{name} is required")
+    model_dir = Path(flag_values.model_dir)
     count = predict_file(
-        Path(flags.FLAGS.model_dir),
-        Path(flags.FLAGS.input),
-        Path(flags.FLAGS.output),
-        flags.FLAGS.num_samples,
-        flags.FLAGS.select,
-        flags.FLAGS.overwrite,
+        model_dir,
+        Path(flag_values.input),
+        Path(flag_values.output),
+        flag_values.num_samples,
+        flag_values.select,
+        flag_values.overwrite,
     )
-    print(f"Wrote predicted positions (bohr) of {count} events to {flags.FLAGS.output}")
-    if read_run_config(Path(flags.FLAGS.model_dir)).get("center") == "com":
+    print(f"Wrote predicted positions (bohr) of {count} events to {flag_values.output}")
+    if run_folder.check_complete(model_dir).get("center") == "com":
         print("Positions are relative to each event's centre of mass (trained with --center=com).")
+
+
+def main(argv: list[str]) -> None:
+    """The absl entry point."""
+    del argv  # Unused: every option is a flag.
+    execute(flags.FLAGS)
 
 
 if __name__ == "__main__":

@@ -17,36 +17,61 @@ def _bohr_help(what: str, bohr: float) -> str:
     return f"{what}, bohr. Default: {bohr:.6g} ({picometres:.4g} pm)."
 
 
-def define_flags() -> None:
+def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     """The simulate command's flags; every default is the library's."""
-    flags.DEFINE_integer("num_events", 50_000, "Number of events to simulate. Default: 50000.")
-    flags.DEFINE_integer("seed", 0, "Seed of every random draw; same flags, same file. Default: 0.")
-    flags.DEFINE_string("output", None, "CSV file to write (required); its folder must exist.")
+    flags.DEFINE_integer(
+        "num_events",
+        50_000,
+        "Number of events to simulate. Default: 50000.",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_integer(
+        "seed",
+        0,
+        "Seed of every random draw; same flags, same file. Default: 0.",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_string(
+        "output",
+        None,
+        "CSV file to write (required); its folder must exist.",
+        flag_values=flag_values,
+    )
     flags.DEFINE_float(
-        "co_bond_mean", _PRIOR.co_bond_mean, _bohr_help("Mean C–O bond length", _PRIOR.co_bond_mean)
+        "co_bond_mean",
+        _PRIOR.co_bond_mean,
+        _bohr_help("Mean C–O bond length", _PRIOR.co_bond_mean),
+        flag_values=flag_values,
     )
     flags.DEFINE_float(
         "co_bond_spread",
         _PRIOR.co_bond_spread,
         _bohr_help("Standard deviation of the C–O bond length", _PRIOR.co_bond_spread),
+        flag_values=flag_values,
     )
     flags.DEFINE_float(
-        "cs_bond_mean", _PRIOR.cs_bond_mean, _bohr_help("Mean C–S bond length", _PRIOR.cs_bond_mean)
+        "cs_bond_mean",
+        _PRIOR.cs_bond_mean,
+        _bohr_help("Mean C–S bond length", _PRIOR.cs_bond_mean),
+        flag_values=flag_values,
     )
     flags.DEFINE_float(
         "cs_bond_spread",
         _PRIOR.cs_bond_spread,
         _bohr_help("Standard deviation of the C–S bond length", _PRIOR.cs_bond_spread),
+        flag_values=flag_values,
     )
     flags.DEFINE_float(
         "angle_mean",
         _PRIOR.angle_mean,
         f"Mean O–C–S angle, degrees (180 = linear). Default: {_PRIOR.angle_mean}.",
+        flag_values=flag_values,
     )
     flags.DEFINE_float(
         "angle_spread",
         _PRIOR.angle_spread,
         f"Standard deviation of the O–C–S angle, degrees. Default: {_PRIOR.angle_spread}.",
+        flag_values=flag_values,
     )
     flags.DEFINE_enum(
         "orientation",
@@ -54,20 +79,28 @@ def define_flags() -> None:
         simulator.ORIENTATIONS,
         "random: each molecule rotated uniformly over SO(3); fixed: all in the xy-plane with O "
         "on +x from C. Default: random.",
+        flag_values=flag_values,
     )
     flags.DEFINE_float(
         "zero_point_momentum_spread",
         0.0,
         "Standard deviation of each ion's initial momentum per component, a.u. (total momentum "
         "removed). Default: 0 (ions start at rest).",
+        flag_values=flag_values,
     )
     flags.DEFINE_float(
         "detector_momentum_noise",
         0.0,
         "Standard deviation of the Gaussian noise added to each final momentum component, a.u. "
         "Default: 0.",
+        flag_values=flag_values,
     )
-    flags.DEFINE_boolean("overwrite", False, "Replace an existing output file. Default: False.")
+    flags.DEFINE_boolean(
+        "overwrite",
+        False,
+        "Replace an existing output file. Default: False.",
+        flag_values=flag_values,
+    )
 
 
 def config_from_flags(flag_values: flags.FlagValues) -> simulator.SimulationConfig:
@@ -103,11 +136,10 @@ def check_output(output: str | None, overwrite: bool) -> Path:
     return path
 
 
-def main(argv: list[str]) -> None:
+def execute(flag_values: flags.FlagValues) -> None:
     """Validates every flag, simulates, writes the CSV and says where it went."""
-    del argv  # Unused: every option is a flag.
-    config = config_from_flags(flags.FLAGS)
-    path = check_output(flags.FLAGS.output, flags.FLAGS.overwrite)
+    config = config_from_flags(flag_values)
+    path = check_output(flag_values.output, flag_values.overwrite)
     started = time.perf_counter()
     positions, momenta = simulator.simulate_events(config, progress=True)
     data.write_events_csv(path, positions, momenta)
@@ -116,6 +148,12 @@ def main(argv: list[str]) -> None:
         f"Wrote {config.num_events} simulated events (positions in bohr, momenta in a.u.) to "
         f"{path} in {seconds:.1f} s"
     )
+
+
+def main(argv: list[str]) -> None:
+    """The absl entry point."""
+    del argv  # Unused: every option is a flag.
+    execute(flags.FLAGS)
 
 
 if __name__ == "__main__":

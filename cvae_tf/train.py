@@ -5,10 +5,14 @@ from absl import flags
 from cvae_tf import cli, config, training
 
 
-def main(argv: list[str]) -> None:
-    """Parses flags into a TrainConfig, trains, and prints the test report."""
-    del argv  # Unused: every option is a flag.
-    run_config = config.from_flags(flags.FLAGS)
+def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
+    """The train command's flags: one per TrainConfig field."""
+    config.define_flags(flag_values)
+
+
+def execute(flag_values: flags.FlagValues) -> None:
+    """Builds a TrainConfig from the parsed flags, trains, and prints the test report."""
+    run_config = config.from_flags(flag_values)
     result = training.train(run_config)
     print(result.report)
     print(f"\nRun saved in {result.run_dir}/")
@@ -21,6 +25,12 @@ def main(argv: list[str]) -> None:
     )
 
 
+def main(argv: list[str]) -> None:
+    """The absl entry point."""
+    del argv  # Unused: every option is a flag.
+    execute(flags.FLAGS)
+
+
 if __name__ == "__main__":
-    config.define_flags()
+    define_flags()
     cli.run(main)

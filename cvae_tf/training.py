@@ -2,14 +2,13 @@
 
 import dataclasses
 import json
-import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from cvae_tf import (
     alignment,
@@ -21,6 +20,7 @@ from cvae_tf import (
     model,
     physics,
     report,
+    run_folder,
     sampling,
 )
 from cvae_tf.cli import UserInputError
@@ -28,6 +28,8 @@ from cvae_tf.config import TrainConfig
 
 PREDICT_BATCH_SIZE = 8192
 CHECK_SAMPLE_SIZE = 1000  # events the pre-training data check explodes (about 0.1 s)
+HISTORY_FILE = "history.csv"
+BACKUP_DIR = "backup"  # keras BackupAndRestore's folder inside the partial folder
 
 
 @dataclasses.dataclass
@@ -58,17 +60,23 @@ def load_events(config: TrainConfig) -> tuple[Path, data.Events]:
     return path, events
 
 
+class DivergenceError(UserInputError):
+    """The loss became NaN or infinite: the run is discarded."""
+
+
 def train(config: TrainConfig, verbose: int | str = "auto") -> RunResult:
     """Trains a CVAE as `config` says, writes `<output_dir>/<run_name>/` and returns the result.
 
-    The run is written into a hidden temporary folder beside the final one and renamed into
-    place only when complete, so a crash never leaves a folder that looks like a finished run.
+    The run is written into the hidden partial folder `.<run_name>.partial` beside the final one
+    and moved into place only when complete, so a crash never leaves a folder that looks like a
+    finished run. An interrupted run keeps its partial folder, with a backup of the last
+    completed epoch, for `--resume`; a diverged one keeps nothing.
     """
     run_name = config.resolved_run_name()
     output_dir = Path(config.output_dir)
     run_dir = output_dir / run_name
-    if run_dir.exists():
-        raise UserInputError(f"run folder '{run_dir}' already exists; choose another --run_name")
+    work_dir = run_folder.partial_path(output_dir, run_name)
+    run_folder.check_run_name(config, run_dir, work_dir)
     data_path, events = load_events(config)
     split = data.split_indices(len(events), config.train_fraction, config.val_fraction, config.seed)
     positions = data.to_table(events.positions).astype(np.float32)
@@ -98,44 +106,85 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> RunResult:
     )
 
     output_dir.mkdir(parents=True, exist_ok=True)
-    work_dir = Path(tempfile.mkdtemp(dir=output_dir, prefix=f".{run_name}.partial-"))
-    try:
-        history = cvae.fit(
-            momenta[split.train],
-            positions[split.train],
-            batch_size=config.batch_size,
-            epochs=config.epochs,
-            validation_data=(momenta[split.validation], positions[split.validation]),
-            callbacks=_callback_stack(config, work_dir),
-            verbose=_progress_verbosity(verbose),
-        )
-        if not np.all(np.isfinite(history.history["loss"])):
-            raise UserInputError(
-                f"training diverged (loss {history.history['loss'][-1]}) at epoch "
-                f"{len(history.history['loss'])}; try a smaller --learning_rate or normalization"
+    with run_folder.locked_partial(work_dir, fresh=not config.resume):
+        state = run_folder.start_or_resume(config, work_dir, run_folder.file_digest(data_path))
+        try:
+            watch = callbacks.EpochWatch(resume=config.resume)
+            cvae.fit(
+                momenta[split.train],
+                positions[split.train],
+                batch_size=config.batch_size,
+                epochs=config.epochs,
+                validation_data=(momenta[split.validation], positions[split.validation]),
+                callbacks=_callback_stack(config, work_dir, watch),
+                verbose=_progress_verbosity(verbose),
             )
-        cvae.fit_latent_statistics(momenta[split.train], positions[split.train])
-        test_metrics, text = evaluate(cvae, events, split, config)
-        test_metrics["data"] = str(data_path)
-        test_metrics["epochs_trained"] = len(history.history["loss"])
-        _save_run(cvae, config, split, history.history, test_metrics, work_dir)
-        os.replace(work_dir, run_dir)
-    except BaseException:
-        shutil.rmtree(work_dir, ignore_errors=True)
-        raise
+            if watch.diverged:
+                raise DivergenceError(_divergence_message(config, *watch.diverged))
+            if watch.first_epoch:
+                state["resumed_at_epochs"].append(watch.first_epoch + 1)
+            # Rewritten once, without the epochs a resume redid.
+            history = callbacks.read_history(work_dir / HISTORY_FILE)
+            callbacks.write_history(work_dir / HISTORY_FILE, history)
+            cvae.fit_latent_statistics(momenta[split.train], positions[split.train])
+            test_metrics, text = evaluate(cvae, events, split, config)
+            test_metrics["data"] = str(data_path)
+            test_metrics["epochs_trained"] = len(history["loss"])
+            _save_run(cvae, config, split, history, test_metrics, work_dir)
+            shutil.rmtree(work_dir / BACKUP_DIR, ignore_errors=True)
+            (work_dir / run_folder.RESUME_FILE).unlink()
+            run_folder.write_run_file(
+                work_dir,
+                resumed_at_epochs=state["resumed_at_epochs"],
+                keras_version=keras.__version__,
+                tensorflow_version=tf.__version__,
+            )
+            run_folder.publish(work_dir, run_dir)
+        except DivergenceError:
+            shutil.rmtree(work_dir, ignore_errors=True)  # nothing worth resuming
+            raise
+        except KeyboardInterrupt:
+            raise KeyboardInterrupt(
+                f"training interrupted; its last completed epoch is kept in '{work_dir}': "
+                f"continue with --run_name={run_name} --resume, or restart with --overwrite"
+            ) from None
     return RunResult(run_dir=run_dir, metrics=test_metrics, report=text)
 
 
-def _callback_stack(config: TrainConfig, work_dir: Path) -> list[keras.callbacks.Callback]:
+def _divergence_message(config: TrainConfig, epoch: int, key: str, value: float) -> str:
+    which = "training" if key == "loss" else "validation"
+    rate = config.learning_rate
+    if "none" in (config.position_norm, config.momentum_norm):
+        data_cause = (
+            f"unnormalized data (--position_norm={config.position_norm} "
+            f"--momentum_norm={config.momentum_norm}; try standard)"
+        )
+    else:
+        data_cause = "extreme values in the data"
+    return (
+        f"training diverged in epoch {epoch}: the {which} loss became {value}; likely a "
+        f"--learning_rate too high ({rate:g}; try {rate / 10:g}) or {data_cause}; no model was kept"
+    )
+
+
+def _callback_stack(
+    config: TrainConfig, work_dir: Path, watch: callbacks.EpochWatch
+) -> list[keras.callbacks.Callback]:
     return [
         model.LatentStatisticsReset(),
-        keras.callbacks.TerminateOnNaN(),
+        watch,
         callbacks.RelativeEarlyStopping(
             min_delta_factor=config.min_delta_factor, patience=config.patience
         ),
-        callbacks.LearningCurves(str(work_dir)),
-        keras.callbacks.CSVLogger(str(work_dir / "history.csv")),
+        keras.callbacks.CSVLogger(str(work_dir / HISTORY_FILE), append=True),
+        # After CSVLogger: the curves are drawn from the whole run's CSV, resumed epochs included.
+        callbacks.LearningCurves(str(work_dir), history_csv=str(work_dir / HISTORY_FILE)),
         keras.callbacks.TensorBoard(log_dir=str(work_dir / "logs"), write_graph=False),
+        # Last, so an epoch is backed up only after its CSV line is written; kept after fit
+        # (delete_checkpoint=False) so a failure during evaluation can still be resumed.
+        keras.callbacks.BackupAndRestore(
+            str(work_dir / BACKUP_DIR), double_checkpoint=True, delete_checkpoint=False
+        ),
     ]
 
 
@@ -214,9 +263,7 @@ def _save_run(cvae, config, split, history, test_metrics, work_dir: Path) -> Non
     export.export_saved_model(cvae, work_dir / export.SAVED_MODEL_DIR)
     (work_dir / "config.json").write_text(config.to_json() + "\n")
     (work_dir / "metrics.json").write_text(json.dumps(test_metrics, indent=2) + "\n")
-    (work_dir / "history.json").write_text(
-        json.dumps({key: [float(v) for v in values] for key, values in history.items()}) + "\n"
-    )
+    (work_dir / "history.json").write_text(json.dumps(history) + "\n")
     np.savez(
         work_dir / "split.npz", train=split.train, validation=split.validation, test=split.test
     )

@@ -64,6 +64,8 @@ def test_write_then_read_round_trip(tmp_path):
         (lambda tmp: write(tmp / "header.csv", ",".join(COLUMNS) + "\n"), "no data rows"),
         (lambda tmp: write_bytes(tmp / "image.csv", b"\x89PNG\r\n\x1a\n\x00\x00"), "not a text"),
         (lambda tmp: write_bytes(tmp / "latin.csv", b"cx,cy\n\xe9\xff\n"), "not a UTF-8 text"),
+        (lambda tmp: write_bytes(tmp / "u16.csv", "\ufeffcx,cy\n1,2\n".encode("utf-16")), "UTF-16"),
+        (lambda tmp: write(tmp / "blank.csv", "\n" + ",".join(COLUMNS) + "\n"), "empty line"),
     ],
 )
 def test_unreadable_files(tmp_path, make, message):
@@ -106,7 +108,9 @@ def test_nan_and_infinite_values_name_the_rows(tmp_path, bad):
         cells[4] = bad
         lines[row] = ",".join(cells)
     path.write_text("\n".join(lines) + "\n")
-    with pytest.raises(UserInputError, match="NaN or infinite values in data rows 2, 5;"):
+    with pytest.raises(
+        UserInputError, match=r"NaN or infinite values in data rows 2, 5 \(first in column 'oy'\);"
+    ):
         data.load_events(path)
 
 
@@ -155,4 +159,62 @@ def test_ragged_row(tmp_path):
     path, _ = table_csv(tmp_path)
     path.write_text(path.read_text() + ",".join(["1"] * 20) + "\n")
     with pytest.raises(UserInputError, match="not a well-formed CSV"):
+        data.load_events(path)
+
+
+@pytest.mark.parametrize(
+    "separator, named", [(";", "';' (semicolon)"), ("\t", "tab"), ("|", "'|'")]
+)
+def test_another_separator_is_named(tmp_path, separator, named):
+    path, _ = table_csv(tmp_path)
+    path.write_text(path.read_text().replace(",", separator))
+    with pytest.raises(UserInputError) as error:
+        data.load_events(path)
+    assert f"has a single column {repr('cx' + separator + 'cy')[:-1]}" in str(error.value)
+    assert f"looks separated by {named}" in str(error.value)
+    assert str(error.value).endswith("expected comma-separated values")
+
+
+def test_byte_order_mark_quotes_spaces_and_trailing_empty_lines_are_read(tmp_path):
+    path, values = table_csv(tmp_path)
+    header, *rows = path.read_text().splitlines()
+    quoted = [", ".join(f'"{cell}"' for cell in line.split(",")) for line in [header, *rows]]
+    path.write_text("\ufeff" + "\r\n".join(quoted) + "\r\n\r\n\n   \n")
+    events = data.load_events(path)
+    np.testing.assert_array_equal(data.to_table(events.positions), values[:, :9])
+    np.testing.assert_array_equal(data.to_table(events.momenta), values[:, 9:])
+
+
+def test_magnitudes_beyond_float32_squares_are_refused_with_column_and_row(tmp_path):
+    path, _ = table_csv(tmp_path, rows=6)
+    lines = path.read_text().splitlines()
+    cells = lines[4].split(",")
+    cells[COLUMNS.index("psy")] = "-1e300"
+    lines[4] = ",".join(cells)
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(UserInputError) as error:
+        data.load_events(path)
+    assert str(error.value) == (
+        f"data file '{path}' column 'psy' has the value -1e+300 in data row 4 (line 5), beyond "
+        "±1e+18; expected positions in bohr and momenta in a.u. (the model computes in float32)"
+    )
+    path.write_text(path.read_text().replace("-1e300", "-1e17"))  # large, but squares fit
+    assert data.load_events(path).momenta.min() == -1e17
+
+
+def test_an_extra_cell_in_the_first_data_row_is_refused_not_dropped(tmp_path):
+    # pandas only warns about it (ParserWarning) and drops the cell with index_col=False.
+    path, _ = table_csv(tmp_path)
+    header, first, *rest = path.read_text().splitlines()
+    path.write_text("\n".join([header, first + ",99", *rest]) + "\n")
+    with pytest.raises(UserInputError, match=r"data row 1 \(line 2\) has 19 cells, the header 18"):
+        data.load_events(path)
+
+
+def test_numbers_with_stray_spaces_are_read_and_named_junk_is_not(tmp_path):
+    path, values = table_csv(tmp_path)
+    path.write_text(path.read_text().replace(",2,", ",2 ,", 1))
+    np.testing.assert_array_equal(data.load_events(path).positions[0, 0], values[0, :3])
+    path.write_text(path.read_text().replace(",2 ,", ",2 x,", 1))
+    with pytest.raises(UserInputError, match=r"column 'cy' has a non-numeric value '2 x'"):
         data.load_events(path)

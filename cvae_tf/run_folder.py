@@ -1,0 +1,226 @@
+"""The run folder's life: its partial folder and lock, its format version, its atomic publishing."""
+
+import contextlib
+import ctypes
+import dataclasses
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+from cvae_tf.cli import UserInputError
+from cvae_tf.config import RESUMABLE_CHANGES, TrainConfig
+
+# Bump when a run folder's layout or its SavedModel's endpoints change in a way predict must know.
+FORMAT_VERSION = 1
+RUN_FILE = "run.json"  # written last: its presence marks a complete run
+REQUIRED_FILES = (RUN_FILE, "config.json", "metrics.json", "saved_model/saved_model.pb")
+PARTIAL_SUFFIX = ".partial"
+RESUME_FILE = "resume.json"  # what a --resume must match: the flags and the data's digest
+
+
+def partial_path(output_dir: Path, run_name: str) -> Path:
+    """Where a run is written until complete: the hidden `<output_dir>/.<run_name>.partial`.
+
+    The name is the same on every attempt so that `--resume` finds an interrupted run.
+    """
+    return output_dir / f".{run_name}{PARTIAL_SUFFIX}"
+
+
+def is_partial(path: Path) -> bool:
+    """Whether `path` is named like an unfinished run's partial folder."""
+    return path.name.startswith(".") and path.name.endswith(PARTIAL_SUFFIX)
+
+
+def write_run_file(work_dir: Path, **details) -> None:
+    """Writes run.json (format version and `details`); call it last, once all else is saved."""
+    content = {"format_version": FORMAT_VERSION, **details}
+    (work_dir / RUN_FILE).write_text(json.dumps(content, indent=2) + "\n")
+
+
+def check_complete(model_dir: Path) -> dict:
+    """The config.json of a complete run folder this version can read; else UserInputError."""
+    if not model_dir.is_dir():
+        raise UserInputError(
+            f"--model_dir='{model_dir}' is not a folder; expected a run folder written by "
+            "cvae_tf.train"
+        )
+    if is_partial(model_dir):
+        run_name = model_dir.name[1 : -len(PARTIAL_SUFFIX)]
+        raise UserInputError(
+            f"--model_dir='{model_dir}' is the partial folder of an unfinished training "
+            f"(interrupted or still running); finish it with cvae_tf.train --run_name={run_name} "
+            "--resume, or use a complete run folder"
+        )
+    if not (model_dir / RUN_FILE).is_file():
+        raise UserInputError(
+            f"--model_dir='{model_dir}' has no {RUN_FILE}: not a complete run folder; expected "
+            "a folder written by cvae_tf.train"
+        )
+    try:
+        version = json.loads((model_dir / RUN_FILE).read_text()).get("format_version")
+    except (ValueError, AttributeError):
+        raise UserInputError(f"--model_dir='{model_dir}' has an unreadable {RUN_FILE}") from None
+    if version != FORMAT_VERSION:
+        raise UserInputError(
+            f"--model_dir='{model_dir}' was written in run format version {version}; this "
+            f"cvae_tf reads version {FORMAT_VERSION}: retrain the model with this version"
+        )
+    missing = [name for name in REQUIRED_FILES if not (model_dir / name).is_file()]
+    if missing:
+        raise UserInputError(
+            f"--model_dir='{model_dir}' lacks {', '.join(missing)}: an incomplete run folder"
+        )
+    return json.loads((model_dir / "config.json").read_text())
+
+
+@contextlib.contextmanager
+def locked_partial(path: Path, fresh: bool) -> Iterator[Path]:
+    """Creates (or, unless `fresh`, reuses) the partial folder and holds its lock meanwhile.
+
+    The lock is an flock on the folder itself: the system drops it when the process dies, however
+    it dies, so a killed training never leaves a folder that looks busy. A `fresh` start first
+    removes a leftover folder, which only --overwrite asks for.
+    """
+    if fresh and path.exists():
+        with _flock(path):
+            shutil.rmtree(path)
+    try:
+        path.mkdir(exist_ok=not fresh)
+    except FileExistsError:
+        raise UserInputError(f"'{path}' was just created by another training") from None
+    with _flock(path):
+        yield path
+
+
+@contextlib.contextmanager
+def _flock(path: Path) -> Iterator[None]:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserInputError(
+                f"'{path}' is being written by a training that is still running; wait for it "
+                "to end or stop it first"
+            ) from None
+        yield
+    finally:
+        os.close(descriptor)  # releases the lock
+
+
+def publish(work_dir: Path, run_dir: Path) -> None:
+    """Moves a finished run into place; an existing run is swapped out in one step, then removed.
+
+    The old run is never deleted before the new one stands complete under its name.
+    """
+    if not run_dir.exists():
+        os.rename(work_dir, run_dir)
+        return
+    exchange(work_dir, run_dir)
+    shutil.rmtree(work_dir)  # now the old run
+
+
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+
+
+def exchange(first: Path, second: Path) -> None:
+    """Swaps two folders atomically with Linux' renameat2(RENAME_EXCHANGE).
+
+    os.replace cannot put a folder onto a non-empty one, and no standard-library call swaps two,
+    hence the C call. Where the system lacks it, three renames do the same with a moment in which
+    `second` is missing, though its content always exists under one of the names.
+    """
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if renameat2 is not None:
+        if not renameat2(
+            _AT_FDCWD, os.fsencode(first), _AT_FDCWD, os.fsencode(second), _RENAME_EXCHANGE
+        ):
+            return
+        code = ctypes.get_errno()
+        if code not in (errno.ENOSYS, errno.EINVAL):  # EINVAL: the file system cannot swap
+            raise OSError(code, os.strerror(code), str(first), None, str(second))
+    aside = second.with_name(f".{second.name}.replaced")
+    os.rename(second, aside)
+    os.rename(first, second)
+    os.rename(aside, first)
+
+
+def check_run_name(config: TrainConfig, run_dir: Path, work_dir: Path) -> None:
+    """Refuses, before any heavy work, a run that would replace or ignore another one."""
+    if run_dir.exists() and not config.overwrite:
+        if config.resume:
+            raise UserInputError(
+                f"run folder '{run_dir}' is already complete, there is nothing to resume; pass "
+                "--overwrite instead of --resume to train it afresh"
+            )
+        raise UserInputError(
+            f"run folder '{run_dir}' already exists; choose another --run_name or pass "
+            "--overwrite to replace it"
+        )
+    if not work_dir.exists():
+        if config.resume:
+            raise UserInputError(
+                f"--resume: there is no unfinished run '{work_dir}' to continue; start the run "
+                "without --resume"
+            )
+        return
+    if not (config.resume or config.overwrite):
+        raise UserInputError(
+            f"'{work_dir}' holds an unfinished run of '{run_dir.name}' (interrupted, or still "
+            "running); pass --resume to continue it or --overwrite to start afresh"
+        )
+    if config.resume and (work_dir / RESUME_FILE).is_file():
+        started = json.loads((work_dir / RESUME_FILE).read_text())["config"]
+        now = _resumable_config(config)
+        for name, value in started.items():
+            if now.get(name) != value:
+                raise UserInputError(
+                    f"--resume: the unfinished run in '{work_dir}' was started with "
+                    f"--{name}={_flag_text(value)}, not {_flag_text(now.get(name))}; resume with "
+                    "the same flags (only --epochs and the evaluation flags may change) or pass "
+                    "--overwrite to start afresh"
+                )
+
+
+def _resumable_config(config: TrainConfig) -> dict:
+    """The flags a --resume must repeat, as JSON values."""
+    values = dataclasses.asdict(config)
+    kept = {name: value for name, value in values.items() if name not in RESUMABLE_CHANGES}
+    return json.loads(json.dumps(kept))
+
+
+def _flag_text(value) -> str:
+    return ",".join(value) if isinstance(value, list) else str(value)
+
+
+def start_or_resume(config: TrainConfig, work_dir: Path, data_digest: str) -> dict:
+    """The partial folder's resume state: read and checked on --resume, else written afresh."""
+    resume_file = work_dir / RESUME_FILE
+    if config.resume and resume_file.is_file():
+        state = json.loads(resume_file.read_text())
+        if state["data_sha256"] != data_digest:
+            raise UserInputError(
+                f"--resume: the data differ from those the unfinished run in '{work_dir}' "
+                "started on (another file content); resume on the same data or pass --overwrite"
+            )
+        return state
+    state = {"config": _resumable_config(config), "data_sha256": data_digest}
+    state["resumed_at_epochs"] = []
+    temporary = resume_file.with_suffix(".tmp")  # a kill mid-write leaves the old file whole
+    temporary.write_text(json.dumps(state, indent=2) + "\n")
+    os.replace(temporary, resume_file)
+    return state
+
+
+def file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
