@@ -8,7 +8,6 @@ import pandas as pd
 from absl import flags
 
 from cvae_tf import alignment, check_data, cli, data
-from cvae_tf.cli import UserInputError
 
 
 def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
@@ -23,18 +22,6 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
         "Replace an existing output file. Default: False.",
         flag_values=flag_values,
     )
-
-
-def check_output(input_path: Path, output_path: Path, overwrite: bool) -> None:
-    """Raises UserInputError unless output_path can be written without losing anything."""
-    if output_path.resolve() == input_path.resolve():
-        raise UserInputError(f"--output='{output_path}' is the input file; choose another path")
-    if output_path.is_dir():
-        raise UserInputError(f"--output='{output_path}' is a folder; expected a CSV file path")
-    if output_path.exists() and not overwrite:
-        raise UserInputError(f"--output='{output_path}' exists; pass --overwrite to replace it")
-    if not output_path.parent.is_dir():
-        raise UserInputError(f"--output='{output_path}': folder '{output_path.parent}' is missing")
 
 
 def align_file(
@@ -73,10 +60,7 @@ def execute(flag_values: flags.FlagValues) -> None:
     """Checks the flags, aligns every event, writes the CSV and prints the mismatch figures."""
     input_path = check_data.data_path_from_flags(flag_values)
     position_columns, momentum_columns = check_data.columns_from_flags(flag_values)
-    if not flag_values.output:
-        raise UserInputError("--output is required; expected a CSV path")
-    output_path = Path(flag_values.output)
-    check_output(input_path, output_path, flag_values.overwrite)
+    output_path = cli.check_output_path(flag_values.output, flag_values.overwrite, input_path)
     before, after = align_file(input_path, output_path, position_columns, momentum_columns)
     print("Forward mismatch |p_simulated − p_given| / |p_given| per event:")
     print(f"  before alignment  median {np.median(before):.3g}, max {np.max(before):.3g}")
@@ -87,12 +71,5 @@ def execute(flag_values: flags.FlagValues) -> None:
     )
 
 
-def main(argv: list[str]) -> None:
-    """The absl entry point."""
-    del argv  # Unused: every option is a flag.
-    execute(flags.FLAGS)
-
-
 if __name__ == "__main__":
-    define_flags()
-    cli.run(main)
+    cli.run_command(define_flags, execute)

@@ -79,12 +79,5 @@ def execute(flag_values: flags.FlagValues) -> None:
     print(verdict.format())
 
 
-def main(argv: list[str]) -> None:
-    """The absl entry point."""
-    del argv  # Unused: every option is a flag.
-    execute(flags.FLAGS)
-
-
 if __name__ == "__main__":
-    define_flags()
-    cli.run(main)
+    cli.run_command(define_flags, execute)

@@ -2,6 +2,7 @@
 
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from absl import app, flags
 
@@ -46,3 +47,34 @@ def run(main: Callable[[list[str]], None]) -> None:
             sys.exit(INTERRUPTED_EXIT_CODE)
 
     app.run(guarded_main, flags_parser=_parse_flags)
+
+
+def check_output_path(
+    output: str | Path | None, overwrite: bool, input_path: str | Path | None = None
+) -> Path:
+    """The --output path, once it is clear that writing it loses nothing; else UserInputError."""
+    if not output:
+        raise UserInputError("--output is required; expected a CSV path")
+    path = Path(output)
+    if input_path is not None and path.resolve() == Path(input_path).resolve():
+        raise UserInputError(f"--output='{path}' is the input file; choose another path")
+    if path.is_dir():
+        raise UserInputError(f"--output='{path}' is a folder; expected a CSV file path")
+    if path.exists() and not overwrite:
+        raise UserInputError(f"--output='{path}' exists; pass --overwrite to replace it")
+    if not path.parent.is_dir():
+        raise UserInputError(f"--output='{path}': folder '{path.parent}' is missing")
+    return path
+
+
+def run_command(
+    define_flags: Callable[[], None], execute: Callable[[flags.FlagValues], None]
+) -> None:
+    """A command's `__main__`: defines its flags, then runs `execute(FLAGS)` under `run`."""
+    define_flags()
+
+    def main(argv: list[str]) -> None:
+        del argv  # Unused: every option is a flag.
+        execute(flags.FLAGS)
+
+    run(main)

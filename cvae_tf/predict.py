@@ -68,14 +68,7 @@ def predict_file(
     """
     if num_samples < 1:
         raise UserInputError(f"--num_samples={num_samples}; expected an integer ≥ 1")
-    if output_path.resolve() == input_path.resolve():
-        raise UserInputError(f"--output='{output_path}' is the input file; choose another path")
-    if output_path.is_dir():
-        raise UserInputError(f"--output='{output_path}' is a folder; expected a CSV file path")
-    if output_path.exists() and not overwrite:
-        raise UserInputError(f"--output='{output_path}' exists; pass --overwrite to replace it")
-    if not output_path.parent.is_dir():
-        raise UserInputError(f"--output='{output_path}': folder '{output_path.parent}' is missing")
+    cli.check_output_path(output_path, overwrite, input_path)
     run_config = run_folder.check_complete(model_dir)
     momenta_table = data.read_columns(input_path, run_config["momentum_columns"])
     serving = export.load_saved_model(model_dir / export.SAVED_MODEL_DIR)
@@ -110,12 +103,5 @@ def execute(flag_values: flags.FlagValues) -> None:
         print("Positions are relative to each event's centre of mass (trained with --center=com).")
 
 
-def main(argv: list[str]) -> None:
-    """The absl entry point."""
-    del argv  # Unused: every option is a flag.
-    execute(flags.FLAGS)
-
-
 if __name__ == "__main__":
-    define_flags()
-    cli.run(main)
+    cli.run_command(define_flags, execute)

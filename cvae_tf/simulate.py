@@ -1,7 +1,6 @@
 """`python -m cvae_tf.simulate`: simulate OCS Coulomb-explosion events into a CSV file."""
 
 import time
-from pathlib import Path
 
 from absl import flags
 
@@ -122,24 +121,10 @@ def config_from_flags(flag_values: flags.FlagValues) -> simulator.SimulationConf
         raise UserInputError(f"--{error}") from None
 
 
-def check_output(output: str | None, overwrite: bool) -> Path:
-    """The output path, after checking it can be written without losing anything."""
-    if not output:
-        raise UserInputError("--output is required; expected a CSV path")
-    path = Path(output)
-    if path.is_dir():
-        raise UserInputError(f"--output='{path}' is a folder; expected a CSV file path")
-    if path.exists() and not overwrite:
-        raise UserInputError(f"--output='{path}' exists; pass --overwrite to replace it")
-    if not path.parent.is_dir():
-        raise UserInputError(f"--output='{path}': folder '{path.parent}' is missing")
-    return path
-
-
 def execute(flag_values: flags.FlagValues) -> None:
     """Validates every flag, simulates, writes the CSV and says where it went."""
     config = config_from_flags(flag_values)
-    path = check_output(flag_values.output, flag_values.overwrite)
+    path = cli.check_output_path(flag_values.output, flag_values.overwrite)
     started = time.perf_counter()
     positions, momenta = simulator.simulate_events(config, progress=True)
     data.write_events_csv(path, positions, momenta)
@@ -150,12 +135,5 @@ def execute(flag_values: flags.FlagValues) -> None:
     )
 
 
-def main(argv: list[str]) -> None:
-    """The absl entry point."""
-    del argv  # Unused: every option is a flag.
-    execute(flags.FLAGS)
-
-
 if __name__ == "__main__":
-    define_flags()
-    cli.run(main)
+    cli.run_command(define_flags, execute)
