@@ -15,7 +15,7 @@ import keras
 import numpy as np
 from absl import app, flags
 
-from cvae_tf import config, data, export, model, simulator
+from cvae_tf import config, data, export, model, simulator, training
 
 flags.DEFINE_integer(
     "num_events", 35_000, "Training events (the default set's 70 %). Default: 35000."
@@ -39,25 +39,9 @@ class EpochTimer(keras.callbacks.Callback):
         self.seconds.append(time.perf_counter() - self._started)
 
 
-def build(defaults: config.TrainConfig, positions, momenta) -> model.CVAE:
-    """The default architecture, normalization fitted on the given tables."""
-    return model.build_cvae(
-        positions,
-        momenta,
-        defaults.position_norm,
-        defaults.momentum_norm,
-        hidden_dim=defaults.hidden_dim,
-        num_layers=defaults.num_layers,
-        latent_dim=defaults.latent_dim,
-        activation=defaults.activation,
-        beta=defaults.beta,
-        frame=defaults.frame,
-    )
-
-
 def training_speed(defaults, positions, momenta, steps_per_execution, jit_compile) -> float:
     """Median events/s of training epochs (after a warm-up epoch that compiles)."""
-    cvae = build(defaults, positions, momenta)
+    cvae = training.build_model(defaults, positions, momenta)
     cvae.compile(
         optimizer=keras.optimizers.Adam(defaults.learning_rate),
         steps_per_execution=steps_per_execution,
@@ -77,7 +61,7 @@ def training_speed(defaults, positions, momenta, steps_per_execution, jit_compil
 
 def inference_speed(defaults, positions, momenta) -> float:
     """Median events/s of the exported SavedModel's `serve` at the inference batch size."""
-    cvae = build(defaults, positions, momenta)
+    cvae = training.build_model(defaults, positions, momenta)
     batch = np.resize(momenta, (flags.FLAGS.inference_batch, 9))
     with tempfile.TemporaryDirectory() as folder:
         export.export_saved_model(cvae, Path(folder) / "saved_model")

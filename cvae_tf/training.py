@@ -60,6 +60,26 @@ def load_events(config: TrainConfig) -> tuple[Path, data.Events]:
     return path, events
 
 
+def build_model(config: TrainConfig, train_positions, train_momenta) -> model.CVAE:
+    """The configured (uncompiled) CVAE, normalization fitted on training tables [events, 9]."""
+    return model.build_cvae(
+        train_positions,
+        train_momenta,
+        config.position_norm,
+        config.momentum_norm,
+        hidden_dim=config.hidden_dim,
+        num_layers=config.num_layers,
+        latent_dim=config.latent_dim,
+        activation=config.activation,
+        beta=config.beta,
+        l1=config.l1,
+        l2=config.l2,
+        latent_prior=config.latent_prior,
+        frame=config.frame,
+        seed=config.seed,
+    )
+
+
 class DivergenceError(UserInputError):
     """The loss became NaN or infinite: the run is discarded."""
 
@@ -83,22 +103,7 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> RunResult:
     momenta = data.to_table(events.momenta).astype(np.float32)
 
     keras.utils.set_random_seed(config.seed)
-    cvae = model.build_cvae(
-        positions[split.train],
-        momenta[split.train],
-        config.position_norm,
-        config.momentum_norm,
-        hidden_dim=config.hidden_dim,
-        num_layers=config.num_layers,
-        latent_dim=config.latent_dim,
-        activation=config.activation,
-        beta=config.beta,
-        l1=config.l1,
-        l2=config.l2,
-        latent_prior=config.latent_prior,
-        frame=config.frame,
-        seed=config.seed,
-    )
+    cvae = build_model(config, positions[split.train], momenta[split.train])
     cvae.compile(
         optimizer=keras.optimizers.Adam(config.learning_rate),
         steps_per_execution=config.steps_per_execution,
