@@ -2,9 +2,11 @@
 
 import dataclasses
 
+import pandas as pd
 import pytest
 
 from cvae_tf import config, data, simulator, training
+from tests import commands
 from tests.frame_mismatch import frame_mismatched_events
 
 
@@ -35,11 +37,29 @@ def test_repaired_data_trains_ten_times_better_bond_lengths(mismatched_csv, tmp_
     raw = training.train(dataclasses.replace(same_cvae, run_name="raw"), verbose=0).metrics
     printed = capsys.readouterr().out
     assert "different frames" in printed and "--center=com --align_positions" in printed
-    repaired = training.train(
-        dataclasses.replace(same_cvae, run_name="repaired", align_positions=True, center="com"),
+    repaired_run = training.train(
+        dataclasses.replace(
+            same_cvae, run_name="repaired", align_positions=True, center="com", check_data=False
+        ),
         verbose=0,
-    ).metrics
-    assert "Aligned positions to their momenta" in capsys.readouterr().out
+    )
+    repaired = repaired_run.metrics
+    printed = capsys.readouterr().out
+    assert "Aligned positions to their momenta" in printed
+    assert "Data check" not in printed  # --nocheck_data skips the check
+    assert "centre-of-mass relative (--center=com)" in repaired_run.report
+    momenta_only = tmp_path / "momenta.csv"
+    pd.read_csv(mismatched_csv)[list(data.MOMENTUM_COLUMNS)].iloc[:5].to_csv(momenta_only)
+    assert (
+        commands.call(
+            "predict",
+            f"--model_dir={repaired_run.run_dir}",
+            f"--input={momenta_only}",
+            f"--output={tmp_path / 'positions.csv'}",
+        )
+        is None
+    )
+    assert "relative to each event's centre of mass" in capsys.readouterr().out
     for bond in ("bond_co_mae_bohr", "bond_cs_mae_bohr"):
         assert repaired[bond] * 10 <= raw[bond], (bond, repaired[bond], raw[bond])
     assert repaired["superposition_rmsd_bohr"] * 10 <= raw["superposition_rmsd_bohr"]
