@@ -231,13 +231,6 @@ def load_events(
     return Events(positions=to_events_array(values[:, :9]), momenta=to_events_array(values[:, 9:]))
 
 
-def load_momenta(
-    path: str | os.PathLike, momentum_columns: Sequence[str] = MOMENTUM_COLUMNS
-) -> np.ndarray:
-    """Reads momenta only (a.u.), shaped (events, 3 atoms, 3 axes)."""
-    return to_events_array(read_columns(path, momentum_columns))
-
-
 def split_indices(num_events: int, train_fraction: float, val_fraction: float, seed: int) -> Split:
     """A deterministic shuffled split into train/validation/test row indices.
 
