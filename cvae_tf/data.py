@@ -6,7 +6,7 @@ import dataclasses
 import os
 import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -71,20 +71,45 @@ def write_events_csv(
     momentum_columns: Sequence[str] = MOMENTUM_COLUMNS,
 ) -> None:
     """Writes events as CSV, atomically: the file appears whole or not at all."""
+    write_csv_atomically(path, events_frame(positions, momenta, position_columns, momentum_columns))
+
+
+def events_frame(
+    positions: np.ndarray | None,
+    momenta: np.ndarray,
+    position_columns: Sequence[str] = POSITION_COLUMNS,
+    momentum_columns: Sequence[str] = MOMENTUM_COLUMNS,
+) -> pd.DataFrame:
+    """Events (events, 3, 3) as a table with one named column per coordinate."""
     columns = {}
     if positions is not None:
         columns.update(zip(position_columns, to_table(positions).T, strict=True))
     columns.update(zip(momentum_columns, to_table(momenta).T, strict=True))
-    write_csv_atomically(path, pd.DataFrame(columns))
+    return pd.DataFrame(columns)
 
 
-def write_csv_atomically(path: str | os.PathLike, frame: pd.DataFrame) -> None:
-    """Writes a DataFrame to a temporary file beside `path`, then renames it into place."""
+def write_csv_atomically(
+    path: str | os.PathLike, frames: pd.DataFrame | Iterable[pd.DataFrame]
+) -> None:
+    """Writes a table, or a stream of same-column tables, atomically to `path` as one CSV.
+
+    The tables go one at a time (one header) into a temporary file beside `path`, which is
+    renamed into place only when complete; memory holds one table at a time.
+    """
     path = Path(path)
+    if isinstance(frames, pd.DataFrame):
+        frames = [frames]
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "w", newline="") as stream:
-            frame.to_csv(stream, index=False, float_format=FLOAT_FORMAT, lineterminator="\n")
+            for index, frame in enumerate(frames):
+                frame.to_csv(
+                    stream,
+                    header=index == 0,
+                    index=False,
+                    float_format=FLOAT_FORMAT,
+                    lineterminator="\n",
+                )
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

@@ -126,8 +126,9 @@ def execute(flag_values: flags.FlagValues) -> None:
     config = config_from_flags(flag_values)
     path = cli.check_output_path(flag_values.output, flag_values.overwrite)
     started = time.perf_counter()
-    positions, momenta = simulator.simulate_events(config, progress=True)
-    data.write_events_csv(path, positions, momenta)
+    # Chunk by chunk into the temporary file: memory stays bounded for any --num_events.
+    chunks = simulator.simulate_chunks(config, progress=True)
+    data.write_csv_atomically(path, (data.events_frame(*chunk) for chunk in chunks))
     seconds = time.perf_counter() - started
     print(
         f"Wrote {config.num_events} simulated events (positions in bohr, momenta in a.u.) to "

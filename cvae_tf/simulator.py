@@ -4,6 +4,7 @@ import dataclasses
 import math
 import sys
 import time
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -346,23 +347,28 @@ def simulate_events(
 
     The same config gives bit-identical arrays; events are drawn in chunks of CHUNK_EVENTS.
     """
+    chunks = list(simulate_chunks(config, progress))
+    return tuple(np.concatenate(parts) for parts in zip(*chunks, strict=True))
+
+
+def simulate_chunks(
+    config: SimulationConfig, progress: bool = False
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """simulate_events one chunk of at most CHUNK_EVENTS events at a time: bounded memory."""
     rng = np.random.default_rng(config.seed)
-    positions = np.empty((config.num_events, 3, 3))
-    momenta = np.empty((config.num_events, 3, 3))
     started = time.perf_counter()
     for start in range(0, config.num_events, CHUNK_EVENTS):
-        chunk = slice(start, min(start + CHUNK_EVENTS, config.num_events))
-        size = chunk.stop - chunk.start
-        positions[chunk] = sample_geometries(size, rng, config.prior, config.orientation)
+        size = min(CHUNK_EVENTS, config.num_events - start)
+        positions = sample_geometries(size, rng, config.prior, config.orientation)
         initial = None
         if config.zero_point_momentum_spread > 0:
             initial = zero_point_momenta(size, rng, config.zero_point_momentum_spread)
-        momenta[chunk] = explode(positions[chunk], initial)
+        momenta = explode(positions, initial)
         if config.detector_momentum_noise > 0:
-            momenta[chunk] += rng.normal(0.0, config.detector_momentum_noise, (size, 3, 3))
+            momenta += rng.normal(0.0, config.detector_momentum_noise, (size, 3, 3))
         if progress:
-            _show_progress(chunk.stop, config.num_events, time.perf_counter() - started)
-    return positions, momenta
+            _show_progress(start + size, config.num_events, time.perf_counter() - started)
+        yield positions, momenta
 
 
 def _show_progress(done: int, total: int, elapsed: float) -> None:
