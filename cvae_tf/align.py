@@ -16,12 +16,7 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_string(
         "output", None, "CSV file for the repaired events (required).", flag_values=flag_values
     )
-    flags.DEFINE_boolean(
-        "overwrite",
-        False,
-        "Replace an existing output file. Default: False.",
-        flag_values=flag_values,
-    )
+    cli.define_overwrite_flag(flag_values)
 
 
 def align_file(

@@ -49,6 +49,16 @@ def run(main: Callable[[list[str]], None]) -> None:
     app.run(guarded_main, flags_parser=_parse_flags)
 
 
+def define_overwrite_flag(flag_values: flags.FlagValues = flags.FLAGS) -> None:
+    """The --overwrite flag of every command that writes an output file."""
+    flags.DEFINE_boolean(
+        "overwrite",
+        False,
+        "Replace an existing output file. Default: False.",
+        flag_values=flag_values,
+    )
+
+
 def check_output_path(
     output: str | Path | None, overwrite: bool, input_path: str | Path | None = None
 ) -> Path:

@@ -175,20 +175,12 @@ class CVAE(keras.Model):
         return frames.momentum_frame(ops.reshape(momenta, (-1, 3, 3)))
 
     @staticmethod
-    def to_model_frame(rotations, table):
-        """A table [batch, 9] of per-atom vectors, rotated into the model's frame."""
+    def to_model_frame(rotations, table, back: bool = False):
+        """A table [batch, 9] of per-atom vectors rotated into the model's frame (or `back`)."""
         if rotations is None:
             return table
-        rotated = frames.to_frame(rotations, ops.reshape(table, (-1, 3, 3)))
-        return ops.reshape(rotated, (-1, NUM_FEATURES))
-
-    @staticmethod
-    def from_model_frame(rotations, table):
-        """A table [batch, 9] of per-atom vectors, rotated back into the caller's frame."""
-        if rotations is None:
-            return table
-        rotated = frames.from_frame(rotations, ops.reshape(table, (-1, 3, 3)))
-        return ops.reshape(rotated, (-1, NUM_FEATURES))
+        rotate = frames.from_frame if back else frames.to_frame
+        return ops.reshape(rotate(rotations, ops.reshape(table, (-1, 3, 3))), (-1, NUM_FEATURES))
 
     def _normalized_inputs(self, momenta, positions=None):
         """Normalized momenta (and positions) in the model's frame."""
@@ -233,7 +225,7 @@ class CVAE(keras.Model):
         rotations = self.frame_rotations(momenta)
         normalized_momenta = self.normalize_momenta(self.to_model_frame(rotations, momenta))
         positions = self.denormalize_positions(self.decode(latent, normalized_momenta))
-        return self.from_model_frame(rotations, positions)
+        return self.to_model_frame(rotations, positions, back=True)
 
     def call(self, momenta, training=False):
         """One sample of positions (bohr) [batch, 9] given raw momenta (a.u.) [batch, 9]."""

@@ -45,12 +45,7 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
         "potential energy best matches the measured kinetic energy. Default: none.",
         flag_values=flag_values,
     )
-    flags.DEFINE_boolean(
-        "overwrite",
-        False,
-        "Replace an existing output file. Default: False.",
-        flag_values=flag_values,
-    )
+    cli.define_overwrite_flag(flag_values)
 
 
 def predict_file(

@@ -94,12 +94,7 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
         "Default: 0.",
         flag_values=flag_values,
     )
-    flags.DEFINE_boolean(
-        "overwrite",
-        False,
-        "Replace an existing output file. Default: False.",
-        flag_values=flag_values,
-    )
+    cli.define_overwrite_flag(flag_values)
 
 
 def config_from_flags(flag_values: flags.FlagValues) -> simulator.SimulationConfig:

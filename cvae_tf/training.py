@@ -251,12 +251,12 @@ def evaluate(
 def _selection_comparison(samples, momenta_table, true_positions) -> dict[str, float]:
     """Per-atom error and EnergyDiff₁ median of both point predictions, side by side."""
     comparison = {}
+    kinetic = physics.kinetic_energy(data.to_events_array(momenta_table))
     for select, name in (("none", "sample_mean"), ("energy", "energy_selected")):
         predicted = data.to_events_array(sampling.point_prediction(samples, momenta_table, select))
         comparison[f"{name}_per_atom_error_bohr"] = float(
             metrics.per_atom_error(true_positions, predicted).mean()
         )
-        kinetic = physics.kinetic_energy(data.to_events_array(momenta_table))
         comparison[f"{name}_energy_diff_1_median"] = float(
             np.median(physics.energy_diff_1(kinetic, physics.potential_energy(predicted)))
         )
