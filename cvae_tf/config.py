@@ -10,7 +10,7 @@ from pathlib import Path
 import keras
 from absl import flags
 
-from cvae_tf import frames, model, preprocessing, sampling
+from cvae_tf import frames, model, preprocessing, sampling, streaming
 from cvae_tf.cli import UserInputError
 from cvae_tf.data import MOMENTUM_COLUMNS, POSITION_COLUMNS
 
@@ -21,6 +21,7 @@ MAX_LAYER_WIDTH = 2**16  # a 65536×32768 Dense kernel alone is 8 GiB: beyond th
 # evaluation-only choices (the data is compared by content instead of by path).
 RESUMABLE_CHANGES = (
     "epochs",
+    "data_loading",
     "resume",
     "overwrite",
     "data",
@@ -36,7 +37,9 @@ RESUMABLE_CHANGES = (
 class TrainConfig:
     """Every hyperparameter of a training run; library code takes this, never absl's FLAGS."""
 
-    data: str = ""  # CSV path; empty = the embedded default OCS data set.
+    data: str = ""  # CSV path, glob of shards or comma-separated list; empty = the default set.
+    data_loading: str = "auto"  # memory, stream, or auto (stream files over 512 MiB)
+    shuffle_buffer: int = 262_144  # events a streamed training part is shuffled through
     position_columns: tuple[str, ...] = POSITION_COLUMNS
     momentum_columns: tuple[str, ...] = MOMENTUM_COLUMNS
     train_fraction: float = 0.70
@@ -81,8 +84,14 @@ class TrainConfig:
 
 
 _HELP = {
-    "data": "CSV file of events; empty uses the embedded default OCS data set (simulated once, "
-    "cached).",
+    "data": "CSV file of events, a glob of CSV shards (quoted: 'shards/*.csv', sorted) or a "
+    "comma-separated list of either; empty uses the embedded default OCS data set (simulated "
+    "once, cached).",
+    "data_loading": "memory: read the data whole; stream: read it block by block every epoch "
+    "through tf.data (bounded memory, for data larger than memory); auto: stream when the files "
+    "together exceed 512 MiB.",
+    "shuffle_buffer": "Streamed data only: events in the buffer the training part is shuffled "
+    "through each epoch (in-memory data are shuffled whole).",
     "position_columns": "Nine position columns (bohr) in the order C x,y,z, O x,y,z, S x,y,z.",
     "momentum_columns": "Nine momentum columns (a.u.) in the order C x,y,z, O x,y,z, S x,y,z.",
     "train_fraction": "Fraction of events for training, in (0, 1).",
@@ -129,7 +138,10 @@ _HELP = {
     "potential energy best matches the measured kinetic energy.",
 }
 
+DATA_LOADINGS = ("auto", "memory", "stream")
+
 _ENUMS = {
+    "data_loading": DATA_LOADINGS,
     "position_norm": preprocessing.NORMALIZATIONS,
     "momentum_norm": preprocessing.NORMALIZATIONS,
     "latent_prior": model.LATENT_PRIORS,
@@ -178,6 +190,7 @@ def validate(config: TrainConfig) -> TrainConfig:
         "steps_per_execution",
         "epochs",
         "num_samples",
+        "shuffle_buffer",
     ):
         if getattr(config, name) < 1:
             raise UserInputError(f"--{name}={getattr(config, name)}; expected an integer ≥ 1")
@@ -232,8 +245,8 @@ def validate(config: TrainConfig) -> TrainConfig:
             f"--activation={config.activation!r} is not a keras activation usable here; "
             f"expected one of {', '.join(usable_activations())}"
         )
-    if config.data and not Path(config.data).is_file():
-        raise UserInputError(f"--data='{config.data}' is not a file; expected a CSV file")
+    if config.data:
+        streaming.data_files(config.data)
     if Path(config.output_dir).exists() and not Path(config.output_dir).is_dir():
         raise UserInputError(
             f"--output_dir='{config.output_dir}' is a file; expected a folder for run folders"

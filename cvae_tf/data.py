@@ -6,7 +6,7 @@ import dataclasses
 import os
 import tempfile
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +30,12 @@ _MAX_ROWS_LISTED = 5
 # ≲ 1e4 a.u., positions ≲ 1e3 bohr), so a magnitude over 1e18 can only be a corrupt cell.
 MAX_MAGNITUDE = 1e18
 # Separators a spreadsheet or another tool may have used instead of the comma, as we name them.
-_OTHER_DELIMITERS = {";": "';' (semicolon)", "\t": "tab", "|": "'|' (bar)", " ": "spaces"}
+_OTHER_DELIMITERS = {
+    ";": "';' (semicolon)",
+    "\t": "tab",
+    "|": "'|' (bar)",
+    " ": "spaces",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +47,12 @@ class Events:
 
     def __len__(self) -> int:
         return len(self.momenta)
+
+
+TRAIN, VALIDATION, TEST = 0, 1, 2  # the parts of the split, as split_parts numbers them
+PART_NAMES = ("train", "validation", "test")
+CHUNK_ROWS = 65_536  # data rows read at a time when a file is read in blocks
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # SplitMix64's increment: 2^64 / golden ratio
 
 
 @dataclasses.dataclass(frozen=True)
@@ -174,16 +185,33 @@ def check_columns(path: str | os.PathLike, header: Sequence[str], wanted: Sequen
         )
 
 
-def read_columns(path: str | os.PathLike, columns: Sequence[str]) -> np.ndarray:
-    """Reads the named numeric columns as float64 (events, len(columns)) with row-level errors."""
+def read_column_chunks(
+    path: str | os.PathLike, columns: Sequence[str], chunk_rows: int = CHUNK_ROWS
+) -> Iterator[np.ndarray]:
+    """The named numeric columns as float64 blocks (rows, len(columns)), row-level errors.
+
+    Reads `chunk_rows` data rows at a time, so a file larger than memory can be streamed; every
+    block is checked as it is read (non-numeric, NaN, infinite and absurd values are named with
+    their row and line). Blank lines are skipped and do not count as data rows.
+    """
     header = read_header(path)
     check_columns(path, header, columns)
+    first_row = 0
     try:
         # All columns, not usecols: pandas' usecols silently accepts rows with extra cells. An
         # extra cell in the first data row only warns (and is dropped): make that an error too.
         with warnings.catch_warnings():
             warnings.simplefilter("error", pd.errors.ParserWarning)
-            frame = pd.read_csv(path, skipinitialspace=True, encoding="utf-8-sig", index_col=False)
+            with pd.read_csv(
+                path,
+                skipinitialspace=True,
+                encoding="utf-8-sig",
+                index_col=False,
+                chunksize=chunk_rows,
+            ) as reader:
+                for frame in reader:
+                    yield _checked_values(path, frame, header, columns, first_row)
+                    first_row += len(frame)
     except pd.errors.ParserWarning:
         raise UserInputError(
             f"data file '{path}' is not a well-formed CSV: {_first_long_row(path, len(header))}"
@@ -193,20 +221,35 @@ def read_columns(path: str | os.PathLike, columns: Sequence[str]) -> np.ndarray:
     except pd.errors.ParserError as error:  # e.g. a row with more cells than the header
         reason = str(error).strip().splitlines()[-1]
         raise UserInputError(f"data file '{path}' is not a well-formed CSV: {reason}") from None
+    if first_row == 0:
+        raise UserInputError(f"data file '{path}' has a header but no data rows")
+
+
+def read_columns(path: str | os.PathLike, columns: Sequence[str]) -> np.ndarray:
+    """Reads the named numeric columns as float64 (events, len(columns)) with row-level errors."""
+    return np.concatenate(list(read_column_chunks(path, columns)))
+
+
+def _checked_values(
+    path: str | os.PathLike,
+    frame: pd.DataFrame,
+    header: Sequence[str],
+    columns: Sequence[str],
+    first_row: int,
+) -> np.ndarray:
+    """A block of `frame`'s `columns` as float64; errors name the file's row and line."""
     frame.columns = header
     frame = frame[list(columns)]
-    if frame.empty:
-        raise UserInputError(f"data file '{path}' has a header but no data rows")
     for name in columns:
         if not pd.api.types.is_numeric_dtype(frame[name]):
             # Text cells: numbers with stray spaces convert; anything else is named.
             as_number = pd.to_numeric(frame[name].astype(str).str.strip(" \t"), errors="coerce")
             junk = np.flatnonzero((as_number.isna() & frame[name].notna()).to_numpy())
             if junk.size:
-                row = int(junk[0])
+                row = first_row + int(junk[0])
                 raise UserInputError(
                     f"data file '{path}' column '{name}' has a non-numeric value "
-                    f"{frame[name].iloc[row]!r} in data row {row + 1} (line {row + 2}); "
+                    f"{frame[name].iloc[int(junk[0])]!r} in data row {row + 1} (line {row + 2}); "
                     "expected numbers"
                 )
             frame[name] = as_number
@@ -214,7 +257,7 @@ def read_columns(path: str | os.PathLike, columns: Sequence[str]) -> np.ndarray:
     finite = np.isfinite(values)
     bad_rows = np.flatnonzero(~finite.all(axis=1))
     if bad_rows.size:
-        listed = ", ".join(str(row + 1) for row in bad_rows[:_MAX_ROWS_LISTED])
+        listed = ", ".join(str(first_row + row + 1) for row in bad_rows[:_MAX_ROWS_LISTED])
         more = f" and {bad_rows.size - _MAX_ROWS_LISTED} more" if bad_rows.size > 5 else ""
         column = columns[int(np.flatnonzero(~finite[bad_rows[0]])[0])]
         raise UserInputError(
@@ -226,8 +269,9 @@ def read_columns(path: str | os.PathLike, columns: Sequence[str]) -> np.ndarray:
         row, index = (int(i) for i in np.argwhere(huge)[0])
         raise UserInputError(
             f"data file '{path}' column '{columns[index]}' has the value {values[row, index]:g} in "
-            f"data row {row + 1} (line {row + 2}), beyond ±{MAX_MAGNITUDE:g}; expected positions "
-            "in bohr and momenta in a.u. (the model computes in float32)"
+            f"data row {first_row + row + 1} (line {first_row + row + 2}), beyond "
+            f"±{MAX_MAGNITUDE:g}; expected positions in bohr and momenta in a.u. (the model "
+            "computes in float32)"
         )
     return values
 
@@ -256,12 +300,65 @@ def load_events(
     return Events(positions=to_events_array(values[:, :9]), momenta=to_events_array(values[:, 9:]))
 
 
+def splitmix64(values) -> np.ndarray:
+    """SplitMix64's output mix (Steele, Lea & Flood 2014) on uint64 values: a bijective hash."""
+    x = np.asarray(values, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def split_parts(
+    rows: np.ndarray,
+    train_fraction: float,
+    val_fraction: float,
+    seed: int,
+    file_index: int = 0,
+) -> np.ndarray:
+    """The part each data row belongs to: TRAIN, VALIDATION or TEST (int8, shaped like rows).
+
+    A row's part depends only on (seed, file_index, row): SplitMix64 hashes them to a uniform
+    number u in [0, 1), and the row trains if u < train_fraction, validates if u <
+    train_fraction + val_fraction, and tests otherwise. Streaming a file and loading it whole
+    therefore split it identically, shards can be read in any order, and appending rows to a
+    file never moves the rows already there. Part sizes follow the fractions up to binomial
+    fluctuations (±√n).
+
+    Args:
+      rows: data-row numbers within the file, counted from 0 (blank lines do not count).
+      train_fraction, val_fraction: the fractions, each in (0, 1), summing to below 1.
+      seed: the run's seed, in [0, 2^32).
+      file_index: the file's position in the run's sorted list of data files.
+    """
+    key = splitmix64((np.uint64(seed) << np.uint64(32)) | np.uint64(file_index))
+    with np.errstate(over="ignore"):
+        hashed = splitmix64(key + (np.asarray(rows, dtype=np.uint64) + np.uint64(1)) * _GOLDEN)
+    uniform = (hashed >> np.uint64(11)).astype(np.float64) * 2.0**-53
+    return np.searchsorted(
+        [train_fraction, train_fraction + val_fraction], uniform, side="right"
+    ).astype(np.int8)
+
+
 def split_indices(num_events: int, train_fraction: float, val_fraction: float, seed: int) -> Split:
-    """A deterministic shuffled split into train/validation/test row indices.
+    """The rows of one file of `num_events` data rows in each part, as split_parts assigns them.
 
     Raises:
-      UserInputError: if the fractions are out of range or a split would be empty.
+      UserInputError: if the fractions are out of range or a part would be empty.
     """
+    check_fractions(train_fraction, val_fraction)
+    parts = split_parts(np.arange(num_events), train_fraction, val_fraction, seed)
+    split = Split(*(np.flatnonzero(parts == part) for part in (TRAIN, VALIDATION, TEST)))
+    check_part_sizes(
+        [len(split.train), len(split.validation), len(split.test)],
+        train_fraction,
+        val_fraction,
+    )
+    return split
+
+
+def check_fractions(train_fraction: float, val_fraction: float) -> None:
+    """Errors unless both fractions lie in (0, 1) and leave test events."""
     if not (0 < train_fraction < 1 and 0 < val_fraction < 1):
         raise UserInputError(
             f"train_fraction={train_fraction} and val_fraction={val_fraction} must each lie "
@@ -272,20 +369,16 @@ def split_indices(num_events: int, train_fraction: float, val_fraction: float, s
             f"train_fraction + val_fraction = {train_fraction + val_fraction:g} leaves no test "
             "events; expected a sum below 1"
         )
-    num_train = round(train_fraction * num_events)
-    num_val = round(val_fraction * num_events)
-    num_test = num_events - num_train - num_val
-    if min(num_train, num_val, num_test) < 1:
+
+
+def check_part_sizes(sizes: Sequence[int], train_fraction: float, val_fraction: float) -> None:
+    """Errors when the training, validation or test part received no event."""
+    if min(sizes) < 1:
         raise UserInputError(
-            f"{num_events} events are too few for a split of {train_fraction:g}/{val_fraction:g}/"
-            f"{1 - train_fraction - val_fraction:g}: each part needs at least one event"
+            f"{sum(sizes)} events are too few for a split of {train_fraction:g}/{val_fraction:g}/"
+            f"{1 - train_fraction - val_fraction:g}: the parts got {'/'.join(map(str, sizes))} "
+            "events and each needs at least one"
         )
-    order = np.random.default_rng(seed).permutation(num_events)
-    return Split(
-        train=np.sort(order[:num_train]),
-        validation=np.sort(order[num_train : num_train + num_val]),
-        test=np.sort(order[num_train + num_val :]),
-    )
 
 
 def cache_dir() -> Path:
@@ -304,7 +397,10 @@ def default_data_path(num_events: int = DEFAULT_DATA_EVENTS) -> Path:
     if path.exists():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    print(f"Simulating the default OCS data set ({num_events} events) into {path} ...", flush=True)
+    print(
+        f"Simulating the default OCS data set ({num_events} events) into {path} ...",
+        flush=True,
+    )
     config = simulator.SimulationConfig(num_events=num_events, seed=DEFAULT_DATA_SEED)
     positions, momenta = simulator.simulate_events(config, progress=True)
     write_events_csv(path, positions, momenta)

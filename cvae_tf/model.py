@@ -67,7 +67,11 @@ class CVAE(keras.Model):
         if frame not in frames.FRAMES:
             raise ValueError(f"frame={frame!r}; expected one of {frames.FRAMES}")
         self.frame = frame
-        self.hidden_dim, self.num_layers, self.latent_dim = hidden_dim, num_layers, latent_dim
+        self.hidden_dim, self.num_layers, self.latent_dim = (
+            hidden_dim,
+            num_layers,
+            latent_dim,
+        )
         self.activation_name = activation
         self.beta, self.l1, self.l2 = beta, l1, l2
         self.latent_prior, self.seed = latent_prior, seed
@@ -99,14 +103,20 @@ class CVAE(keras.Model):
         self.seed_generator = keras.random.SeedGenerator(seed, name="latent_sampler")
 
         self.latent_mean = self.add_weight(
-            shape=(latent_dim,), initializer="zeros", trainable=False, name="latent_mean"
+            shape=(latent_dim,),
+            initializer="zeros",
+            trainable=False,
+            name="latent_mean",
         )
         self.latent_std = self.add_weight(
             shape=(latent_dim,), initializer="ones", trainable=False, name="latent_std"
         )
         # Running sums over the current epoch's training batches: Σμ, Σμ², Σσ², count.
         self._latent_sums = self.add_weight(
-            shape=(3, latent_dim), initializer="zeros", trainable=False, name="latent_sums"
+            shape=(3, latent_dim),
+            initializer="zeros",
+            trainable=False,
+            name="latent_sums",
         )
         self._latent_count = self.add_weight(
             shape=(), initializer="zeros", trainable=False, name="latent_count"
@@ -216,7 +226,9 @@ class CVAE(keras.Model):
         if not self.latent_dim:
             return ops.zeros((batch_size, 0), dtype=self.compute_dtype)
         noise = keras.random.normal(
-            (batch_size, self.latent_dim), dtype=self.compute_dtype, seed=self.seed_generator
+            (batch_size, self.latent_dim),
+            dtype=self.compute_dtype,
+            seed=self.seed_generator,
         )
         return self.latent_mean + self.latent_std * noise
 
@@ -337,14 +349,18 @@ class CVAE(keras.Model):
 
     def fit_latent_statistics(self, momenta, positions, batch_size: int = 8192):
         """Sets the latent distribution exactly from the encoder over the whole training split."""
+        self.fit_latent_statistics_from(
+            (momenta[start : start + batch_size], positions[start : start + batch_size])
+            for start in range(0, len(momenta), batch_size)
+        )
+
+    def fit_latent_statistics_from(self, batches):
+        """fit_latent_statistics over (momenta, positions) batches [n, 9], e.g. a data stream."""
         if not self.latent_dim:
             return
         self.reset_latent_statistics()
-        for start in range(0, len(momenta), batch_size):
-            stop = start + batch_size
-            normalized_momenta, normalized_positions = self._normalized_inputs(
-                momenta[start:stop], positions[start:stop]
-            )
+        for momenta, positions in batches:
+            normalized_momenta, normalized_positions = self._normalized_inputs(momenta, positions)
             latent_mean, latent_log_var = self.encode(normalized_positions, normalized_momenta)
             self.accumulate_latent_statistics(latent_mean, latent_log_var)
 

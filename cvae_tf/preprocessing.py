@@ -7,35 +7,82 @@ NORMALIZATIONS = ("none", "standard", "minmax")
 _NEGLIGIBLE_SPREAD = 1e-6  # relative to the widest column
 
 
-def normalization_statistics(method: str, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The per-column offset and variance that map `values` (events, features) as `method` asks.
+class ColumnStatistics:
+    """Per-column count, mean, spread, minimum and maximum, accumulated batch by batch.
 
-    keras' `Normalization` computes (x − mean)/√variance. Its `adapt` only knows the standard
-    statistics, but min–max scaling is the same affine map with mean = min and
-    variance = (max − min)², so one layer type (and its `invert=True`) serves every method.
-    A constant column keeps variance 1 so nothing is divided by zero; so does a column whose
-    spread is under a millionth of the widest column's, which is round-off around a constant
-    (the out-of-plane coordinate in the momentum frame), not a signal worth amplifying.
+    Batches merge with Chan et al.'s pairwise update of the mean and the sum of squared
+    deviations, in float64, so a single pass over data too large for memory gives the same
+    statistics as one call on the whole table (up to round-off), without the cancellation of
+    the textbook Σx² − (Σx)²/n.
+    """
+
+    def __init__(self, num_features: int):
+        self.count = 0
+        self.mean = np.zeros(num_features)
+        self._squared_deviations = np.zeros(num_features)
+        self.minimum = np.full(num_features, np.inf)
+        self.maximum = np.full(num_features, -np.inf)
+
+    def update(self, values: np.ndarray) -> None:
+        """Adds a batch of rows, shaped (events, features)."""
+        values = np.asarray(values, dtype=np.float64)
+        if not len(values):
+            return
+        count = len(values)
+        mean = values.mean(axis=0)
+        squared_deviations = np.square(values - mean).sum(axis=0)
+        total = self.count + count
+        delta = mean - self.mean
+        self.mean = self.mean + delta * (count / total)
+        self._squared_deviations += squared_deviations + np.square(delta) * (
+            self.count * count / total
+        )
+        self.count = total
+        self.minimum = np.minimum(self.minimum, values.min(axis=0))
+        self.maximum = np.maximum(self.maximum, values.max(axis=0))
+
+    @property
+    def std(self) -> np.ndarray:
+        """The population standard deviation of each column."""
+        return np.sqrt(self._squared_deviations / max(self.count, 1))
+
+    def normalization(self, method: str) -> tuple[np.ndarray, np.ndarray]:
+        """The (offset, variance) that map the accumulated columns as `method` asks.
+
+        keras' `Normalization` computes (x − mean)/√variance. Its `adapt` only knows the standard
+        statistics, but min–max scaling is the same affine map with mean = min and
+        variance = (max − min)², so one layer type (and its `invert=True`) serves every method.
+        A constant column keeps variance 1 so nothing is divided by zero; so does a column whose
+        spread is under a millionth of the widest column's, which is round-off around a constant
+        (the out-of-plane coordinate in the momentum frame), not a signal worth amplifying.
+        """
+        num_features = len(self.mean)
+        if method == "none":
+            return np.zeros(num_features), np.ones(num_features)
+        if method == "standard":
+            offset, spread = self.mean, self.std
+        elif method == "minmax":
+            offset, spread = self.minimum, self.maximum - self.minimum
+        else:
+            raise ValueError(f"unknown normalization {method!r}; expected one of {NORMALIZATIONS}")
+        spread = np.where(spread > _NEGLIGIBLE_SPREAD * np.max(spread, initial=0.0), spread, 1.0)
+        return offset, np.square(spread)
+
+
+def normalization_statistics(method: str, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The per-column offset and variance that map `values` as `method` asks.
 
     Args:
-      method: one of NORMALIZATIONS.
+      method: one of NORMALIZATIONS (see ColumnStatistics.normalization).
       values: the training split only, shaped (events, features).
 
     Returns:
       (offset, variance), each shaped (features,), float64.
     """
     values = np.asarray(values, dtype=np.float64)
-    num_features = values.shape[-1]
-    if method == "none":
-        return np.zeros(num_features), np.ones(num_features)
-    if method == "standard":
-        offset, spread = values.mean(axis=0), values.std(axis=0)
-    elif method == "minmax":
-        offset, spread = values.min(axis=0), values.max(axis=0) - values.min(axis=0)
-    else:
-        raise ValueError(f"unknown normalization {method!r}; expected one of {NORMALIZATIONS}")
-    spread = np.where(spread > _NEGLIGIBLE_SPREAD * np.max(spread, initial=0.0), spread, 1.0)
-    return offset, np.square(spread)
+    statistics = ColumnStatistics(values.shape[-1])
+    statistics.update(values)
+    return statistics.normalization(method)
 
 
 def normalization_layers(

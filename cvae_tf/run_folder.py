@@ -9,7 +9,7 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from cvae_tf.cli import UserInputError
@@ -216,6 +216,14 @@ def start_or_resume(config: TrainConfig, work_dir: Path, data_digest: str) -> di
     temporary.write_text(json.dumps(state, indent=2) + "\n")
     os.replace(temporary, resume_file)
     return state
+
+
+def files_digest(paths: Sequence[Path]) -> str:
+    """The SHA-256 of one file's content, or of the sequence of several files' digests."""
+    digests = [file_digest(path) for path in paths]
+    if len(digests) == 1:
+        return digests[0]
+    return hashlib.sha256("\n".join(digests).encode()).hexdigest()
 
 
 def file_digest(path: Path) -> str:

@@ -4,6 +4,7 @@ import dataclasses
 import json
 import shutil
 import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import keras
@@ -19,14 +20,17 @@ from cvae_tf import (
     metrics,
     model,
     physics,
+    preprocessing,
     report,
     run_folder,
     sampling,
+    streaming,
 )
 from cvae_tf.cli import UserInputError
 from cvae_tf.config import TrainConfig
 
 PREDICT_BATCH_SIZE = 8192
+EVALUATION_CHUNK_EVENTS = 65_536  # test events sampled at a time (K samples of each in memory)
 CHECK_SAMPLE_SIZE = 1000  # events the pre-training data check explodes (about 0.1 s)
 HISTORY_FILE = "history.csv"
 BACKUP_DIR = "backup"  # keras BackupAndRestore's folder inside the partial folder
@@ -41,13 +45,59 @@ class RunResult:
     report: str
 
 
-def load_events(config: TrainConfig) -> tuple[Path, data.Events]:
-    """The run's data file (the default set if none is given) and its events, repaired as asked."""
-    path = Path(config.data) if config.data else data.default_data_path()
-    events = data.load_events(path, config.position_columns, config.momentum_columns)
+@dataclasses.dataclass
+class TrainingData:
+    """A run's data, in memory or streamed from its files, as fit and the evaluation use it.
+
+    `fit_inputs` are keras `fit` arguments: arrays with a batch size, or tf.data datasets.
+    """
+
+    files: tuple[Path, ...]
+    streamed: bool
+    fit_inputs: dict
+    latent_batches: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]]
+    position_statistics: preprocessing.ColumnStatistics
+    momentum_statistics: preprocessing.ColumnStatistics
+    part_sizes: tuple[int, int, int]
+    test: data.Events
+    mean_geometry: np.ndarray  # the training part's mean positions (3, 3), bohr
+    split: data.Split | None  # row indices, when the data are in memory
+
+
+def data_files(config: TrainConfig) -> tuple[Path, ...]:
+    """The run's CSV files: those --data names, else the embedded default set."""
+    return streaming.data_files(config.data) if config.data else (data.default_data_path(),)
+
+
+def load_training_data(config: TrainConfig) -> TrainingData:
+    """The run's data: checked, repaired as asked, split, with its normalization statistics.
+
+    --data_loading=memory reads every file whole; stream reads them block by block each epoch
+    (streaming.py); auto streams when the files together exceed STREAM_THRESHOLD_BYTES.
+    """
+    files = data_files(config)
+    source = streaming.EventSource(
+        files=files,
+        position_columns=config.position_columns,
+        momentum_columns=config.momentum_columns,
+        train_fraction=config.train_fraction,
+        val_fraction=config.val_fraction,
+        seed=config.seed,
+        center=config.center,
+    )
+    streamed = config.data_loading == "stream" or (
+        config.data_loading == "auto"
+        and streaming.total_bytes(files) > streaming.STREAM_THRESHOLD_BYTES
+    )
+    if streamed:
+        return _streamed_data(config, source)
+    return _in_memory_data(config, source)
+
+
+def _in_memory_data(config: TrainConfig, source: streaming.EventSource) -> TrainingData:
+    events, split = source.load()
     if config.check_data:
-        verdict = diagnostics.check_events(events, CHECK_SAMPLE_SIZE, config.seed)
-        print(verdict.format(), flush=True)
+        _print_data_check(events, config)
     if config.align_positions:
         events, residual = alignment.align_events(events)
         print(
@@ -55,18 +105,116 @@ def load_events(config: TrainConfig) -> tuple[Path, data.Events]:
             f"{np.median(residual):.2g}, max {np.max(residual):.2g}",
             flush=True,
         )
-    if config.center == "com":
-        events = data.Events(alignment.center_positions(events.positions), events.momenta)
-    return path, events
+    events = source.prepare(events)
+    # Statistics from float64, as a streamed run computes them; the model trains in float32.
+    position_statistics, momentum_statistics = _frame_statistics(
+        config.frame,
+        data.to_table(events.positions[split.train]),
+        data.to_table(events.momenta[split.train]),
+    )
+    positions = data.to_table(events.positions).astype(np.float32)
+    momenta = data.to_table(events.momenta).astype(np.float32)
+    train_positions, train_momenta = positions[split.train], momenta[split.train]
+    return TrainingData(
+        files=source.files,
+        streamed=False,
+        fit_inputs={
+            "x": train_momenta,
+            "y": train_positions,
+            "batch_size": config.batch_size,
+            "validation_data": (momenta[split.validation], positions[split.validation]),
+        },
+        latent_batches=lambda: _table_batches(train_momenta, train_positions),
+        position_statistics=position_statistics,
+        momentum_statistics=momentum_statistics,
+        part_sizes=(len(split.train), len(split.validation), len(split.test)),
+        test=data.Events(events.positions[split.test], events.momenta[split.test]),
+        mean_geometry=events.positions[split.train].mean(axis=0),
+        split=split,
+    )
+
+
+def _streamed_data(config: TrainConfig, source: streaming.EventSource) -> TrainingData:
+    if config.align_positions:
+        raise UserInputError(
+            "--align_positions needs the data in memory (--data_loading=memory); repair large "
+            "files first with python -m cvae_tf.align, one file or shard at a time"
+        )
+    print(
+        f"Streaming {len(source.files)} data file(s): one pass for the statistics ...", flush=True
+    )
+    summary = source.scan(config.frame, CHECK_SAMPLE_SIZE)
+    if config.check_data:
+        _print_data_check(summary.check_sample, config)
+    train_size, val_size, test_size = (int(size) for size in summary.part_sizes)
+    print(
+        f"  {train_size} training, {val_size} validation and {test_size} test events",
+        flush=True,
+    )
+    return TrainingData(
+        files=source.files,
+        streamed=True,
+        fit_inputs={
+            "x": source.dataset(
+                data.TRAIN, train_size, config.batch_size, config.shuffle_buffer, config.seed
+            ),
+            "validation_data": source.dataset(data.VALIDATION, val_size, config.batch_size),
+            "shuffle": False,  # the training dataset shuffles itself
+        },
+        latent_batches=lambda: source.part_tables(data.TRAIN),
+        position_statistics=summary.position_statistics,
+        momentum_statistics=summary.momentum_statistics,
+        part_sizes=(train_size, val_size, test_size),
+        test=summary.test,
+        mean_geometry=summary.mean_geometry,
+        split=None,
+    )
+
+
+def _print_data_check(events: data.Events, config: TrainConfig) -> None:
+    verdict = diagnostics.check_events(events, CHECK_SAMPLE_SIZE, config.seed)
+    print(verdict.format(), flush=True)
+
+
+def _frame_statistics(frame: str, positions: np.ndarray, momenta: np.ndarray):
+    """Normalization statistics of training tables [events, 9] in the model's frame."""
+    position_statistics = preprocessing.ColumnStatistics(model.NUM_FEATURES)
+    momentum_statistics = preprocessing.ColumnStatistics(model.NUM_FEATURES)
+    for start in range(0, len(momenta), data.CHUNK_ROWS):
+        stop = start + data.CHUNK_ROWS
+        model_positions, model_momenta = streaming.to_model_frame(
+            frame, positions[start:stop], momenta[start:stop]
+        )
+        position_statistics.update(model_positions)
+        momentum_statistics.update(model_momenta)
+    return position_statistics, momentum_statistics
+
+
+def _table_batches(momenta, positions, batch_size: int = PREDICT_BATCH_SIZE):
+    for start in range(0, len(momenta), batch_size):
+        yield momenta[start : start + batch_size], positions[start : start + batch_size]
 
 
 def build_model(config: TrainConfig, train_positions, train_momenta) -> model.CVAE:
     """The configured (uncompiled) CVAE, normalization fitted on training tables [events, 9]."""
-    return model.build_cvae(
-        train_positions,
-        train_momenta,
-        config.position_norm,
-        config.momentum_norm,
+    return model_from_statistics(
+        config, *_frame_statistics(config.frame, train_positions, train_momenta)
+    )
+
+
+def model_from_statistics(
+    config: TrainConfig,
+    position_statistics: preprocessing.ColumnStatistics,
+    momentum_statistics: preprocessing.ColumnStatistics,
+) -> model.CVAE:
+    """The configured (uncompiled) CVAE with normalization from training-part statistics."""
+    position_offset, position_variance = position_statistics.normalization(config.position_norm)
+    momentum_offset, momentum_variance = momentum_statistics.normalization(config.momentum_norm)
+    return model.CVAE(
+        position_offset=position_offset,
+        position_variance=position_variance,
+        momentum_offset=momentum_offset,
+        momentum_variance=momentum_variance,
         hidden_dim=config.hidden_dim,
         num_layers=config.num_layers,
         latent_dim=config.latent_dim,
@@ -97,13 +245,12 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> RunResult:
     run_dir = output_dir / run_name
     work_dir = run_folder.partial_path(output_dir, run_name)
     run_folder.check_run_name(config, run_dir, work_dir)
-    data_path, events = load_events(config)
-    split = data.split_indices(len(events), config.train_fraction, config.val_fraction, config.seed)
-    positions = data.to_table(events.positions).astype(np.float32)
-    momenta = data.to_table(events.momenta).astype(np.float32)
+    training_data = load_training_data(config)
 
     keras.utils.set_random_seed(config.seed)
-    cvae = build_model(config, positions[split.train], momenta[split.train])
+    cvae = model_from_statistics(
+        config, training_data.position_statistics, training_data.momentum_statistics
+    )
     cvae.compile(
         optimizer=keras.optimizers.Adam(config.learning_rate),
         steps_per_execution=config.steps_per_execution,
@@ -112,15 +259,14 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> RunResult:
 
     output_dir.mkdir(parents=True, exist_ok=True)
     with run_folder.locked_partial(work_dir, fresh=not config.resume):
-        state = run_folder.start_or_resume(config, work_dir, run_folder.file_digest(data_path))
+        state = run_folder.start_or_resume(
+            config, work_dir, run_folder.files_digest(training_data.files)
+        )
         try:
             watch = callbacks.EpochWatch(resume=config.resume)
             cvae.fit(
-                momenta[split.train],
-                positions[split.train],
-                batch_size=config.batch_size,
+                **training_data.fit_inputs,
                 epochs=config.epochs,
-                validation_data=(momenta[split.validation], positions[split.validation]),
                 callbacks=_callback_stack(config, work_dir, watch),
                 verbose=_progress_verbosity(verbose),
             )
@@ -131,11 +277,21 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> RunResult:
             # Rewritten once, without the epochs a resume redid.
             history = callbacks.read_history(work_dir / HISTORY_FILE)
             callbacks.write_history(work_dir / HISTORY_FILE, history)
-            cvae.fit_latent_statistics(momenta[split.train], positions[split.train])
-            test_metrics, text = evaluate(cvae, events, split, config)
-            test_metrics["data"] = str(data_path)
+            cvae.fit_latent_statistics_from(training_data.latent_batches())
+            test_metrics, text = evaluate(
+                cvae, training_data.test, training_data.mean_geometry, config
+            )
+            test_metrics["data"] = ",".join(str(path) for path in training_data.files)
+            test_metrics["data_streamed"] = training_data.streamed
+            test_metrics.update(
+                zip(
+                    ("train_events", "validation_events", "test_events"),
+                    training_data.part_sizes,
+                    strict=True,
+                )
+            )
             test_metrics["epochs_trained"] = len(history["loss"])
-            _save_run(cvae, config, split, history, test_metrics, work_dir)
+            _save_run(cvae, config, training_data.split, history, test_metrics, work_dir)
             shutil.rmtree(work_dir / BACKUP_DIR, ignore_errors=True)
             (work_dir / run_folder.RESUME_FILE).unlink()
             run_folder.write_run_file(
@@ -201,39 +357,37 @@ def _progress_verbosity(verbose: int | str) -> int:
 
 
 def evaluate(
-    cvae: model.CVAE, events: data.Events, split: data.Split, config: TrainConfig
+    cvae: model.CVAE, test: data.Events, mean_geometry: np.ndarray, config: TrainConfig
 ) -> tuple[dict, str]:
-    """Test-split metrics in original units and the printed report with sample events."""
-    true_positions = events.positions[split.test]
-    test_momenta = events.momenta[split.test]
-    momenta_table = data.to_table(test_momenta)
-    samples = sampling.posterior_samples(
-        lambda momenta: cvae.predict(momenta, batch_size=PREDICT_BATCH_SIZE, verbose=0),
-        momenta_table,
-        config.num_samples,
-    )
-    predicted = data.to_events_array(
-        sampling.point_prediction(samples, momenta_table, config.select)
-    )
-    results = metrics.evaluate_positions(true_positions, predicted, test_momenta)
+    """Test-part metrics in original units and the printed report with sample events.
+
+    Args:
+      cvae: the trained model.
+      test: the test events, positions (bohr) and momenta (a.u.), (events, 3, 3).
+      mean_geometry: the training part's mean positions (3, 3), bohr: the baseline to beat.
+      config: the run's configuration (num_samples, select, num_display_samples, seed, center).
+    """
+    true_positions = test.positions
+    samples = _sample_summaries(cvae, data.to_table(test.momenta), config.num_samples)
+    predicted = data.to_events_array(samples["energy" if config.select == "energy" else "mean"])
+    results = metrics.evaluate_positions(true_positions, predicted, test.momenta)
     results["num_samples"] = config.num_samples
     if config.num_samples > 1:
         results.update(
             metrics.interval_coverage(
                 true_positions,
-                data.to_events_array(samples.mean(axis=0)),
-                data.to_events_array(samples.std(axis=0)),
+                data.to_events_array(samples["mean"]),
+                data.to_events_array(samples["std"]),
             )
         )
-        results.update(_selection_comparison(samples, momenta_table, true_positions))
-    # The bar to clear: always predicting the training split's mean geometry.
-    mean_geometry = events.positions[split.train].mean(axis=0)
+        results.update(_selection_comparison(samples, test))
+    # The bar to clear: always predicting the training part's mean geometry.
     results["baseline_training_mean_per_atom_error_bohr"] = float(
         metrics.per_atom_error(
             true_positions, np.broadcast_to(mean_geometry, true_positions.shape)
         ).mean()
     )
-    shown = report.sample_event_indices(len(split.test), config.num_display_samples, config.seed)
+    shown = report.sample_event_indices(len(test), config.num_display_samples, config.seed)
     frame_note = (
         "Positions are centre-of-mass relative (--center=com)."
         if config.center == "com"
@@ -248,14 +402,33 @@ def evaluate(
     return results, text
 
 
-def _selection_comparison(samples, momenta_table, true_positions) -> dict[str, float]:
+def _sample_summaries(cvae: model.CVAE, momenta_table: np.ndarray, num_samples: int) -> dict:
+    """Per test event, the K samples' mean, spread and energy-selected member, [events, 9] each.
+
+    Sampled `EVALUATION_CHUNK_EVENTS` events at a time, so memory holds K samples of one chunk.
+    """
+    summaries = {"mean": [], "std": [], "energy": []}
+    for start in range(0, len(momenta_table), EVALUATION_CHUNK_EVENTS):
+        chunk = momenta_table[start : start + EVALUATION_CHUNK_EVENTS]
+        samples = sampling.posterior_samples(
+            lambda momenta: cvae.predict(momenta, batch_size=PREDICT_BATCH_SIZE, verbose=0),
+            chunk,
+            num_samples,
+        )
+        summaries["mean"].append(samples.mean(axis=0))
+        summaries["std"].append(samples.std(axis=0))
+        summaries["energy"].append(sampling.select_by_energy(samples, chunk))
+    return {name: np.concatenate(values) for name, values in summaries.items()}
+
+
+def _selection_comparison(samples: dict, test: data.Events) -> dict[str, float]:
     """Per-atom error and EnergyDiff₁ median of both point predictions, side by side."""
     comparison = {}
-    kinetic = physics.kinetic_energy(data.to_events_array(momenta_table))
-    for select, name in (("none", "sample_mean"), ("energy", "energy_selected")):
-        predicted = data.to_events_array(sampling.point_prediction(samples, momenta_table, select))
+    kinetic = physics.kinetic_energy(test.momenta)
+    for key, name in (("mean", "sample_mean"), ("energy", "energy_selected")):
+        predicted = data.to_events_array(samples[key])
         comparison[f"{name}_per_atom_error_bohr"] = float(
-            metrics.per_atom_error(true_positions, predicted).mean()
+            metrics.per_atom_error(test.positions, predicted).mean()
         )
         comparison[f"{name}_energy_diff_1_median"] = float(
             np.median(physics.energy_diff_1(kinetic, physics.potential_energy(predicted)))
@@ -269,6 +442,7 @@ def _save_run(cvae, config, split, history, test_metrics, work_dir: Path) -> Non
     (work_dir / "config.json").write_text(config.to_json() + "\n")
     (work_dir / "metrics.json").write_text(json.dumps(test_metrics, indent=2) + "\n")
     (work_dir / "history.json").write_text(json.dumps(history) + "\n")
-    np.savez(
-        work_dir / "split.npz", train=split.train, validation=split.validation, test=split.test
-    )
+    if split is not None:  # streamed runs: the rule and seed give each row's part
+        np.savez(
+            work_dir / "split.npz", train=split.train, validation=split.validation, test=split.test
+        )

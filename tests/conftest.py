@@ -7,9 +7,28 @@ from pathlib import Path
 
 import pytest
 
-from cvae_tf import data, simulator
+from cvae_tf import config, data, simulator
 
 REPO = Path(__file__).resolve().parents[1]
+
+# The quick flagfile's settings, without XLA (its compilation is most of a tiny run's time).
+QUICK = dict(
+    hidden_dim=16,
+    num_layers=2,
+    latent_dim=2,
+    batch_size=64,
+    epochs=3,
+    patience=2,
+    num_display_samples=1,
+    num_samples=4,
+    jit_compile=False,
+    check_data=False,
+)
+
+
+def quick_config(events_csv, output_dir, **changes) -> config.TrainConfig:
+    values = {**QUICK, "data": str(events_csv), "output_dir": str(output_dir), **changes}
+    return config.validate(config.TrainConfig(**values))
 
 
 @pytest.fixture(scope="session")

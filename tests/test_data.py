@@ -115,20 +115,55 @@ def test_nan_and_infinite_values_name_the_rows(tmp_path, bad):
 
 
 def test_split_is_deterministic_disjoint_and_complete():
-    split = data.split_indices(1000, 0.7, 0.15, seed=3)
-    assert (len(split.train), len(split.validation), len(split.test)) == (700, 150, 150)
+    split = data.split_indices(100_000, 0.7, 0.15, seed=3)
+    sizes = np.array([len(split.train), len(split.validation), len(split.test)])
+    # Each row independently: part sizes are multinomial, within 4 standard deviations.
+    expected = 100_000 * np.array([0.7, 0.15, 0.15])
+    assert np.all(np.abs(sizes - expected) < 4 * np.sqrt(expected * (1 - expected / 100_000)))
     together = np.concatenate([split.train, split.validation, split.test])
-    np.testing.assert_array_equal(np.sort(together), np.arange(1000))
-    again = data.split_indices(1000, 0.7, 0.15, seed=3)
+    np.testing.assert_array_equal(np.sort(together), np.arange(100_000))
+    again = data.split_indices(100_000, 0.7, 0.15, seed=3)
     np.testing.assert_array_equal(split.test, again.test)
-    other = data.split_indices(1000, 0.7, 0.15, seed=4)
+    other = data.split_indices(100_000, 0.7, 0.15, seed=4)
     assert not np.array_equal(split.test, other.test)
+
+
+def test_splitmix64_matches_the_reference_sequence():
+    # The first outputs of the reference SplitMix64 generator seeded with 0 (Vigna's
+    # splitmix64.c: state += 0x9E3779B97F4A7C15, then the mix): an independent check of the hash.
+    states = np.arange(1, 4, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    assert [int(value) for value in data.splitmix64(states)] == [
+        0xE220A8397B1DCDAF,
+        0x6E789E6AA1B965F4,
+        0x06C45D188009454F,
+    ]
+
+
+def test_a_rows_part_depends_only_on_seed_file_and_row():
+    rows = np.arange(5000)
+    parts = data.split_parts(rows, 0.7, 0.15, seed=9, file_index=2)
+    # Any subset of rows, in any order, gets the same parts (streaming reads blocks).
+    picked = np.random.default_rng(0).permutation(5000)[:700]
+    np.testing.assert_array_equal(
+        data.split_parts(picked, 0.7, 0.15, seed=9, file_index=2), parts[picked]
+    )
+    # Another file or another seed: another, independent assignment (agreement ≈ Σp² = 0.535).
+    for other in (
+        data.split_parts(rows, 0.7, 0.15, seed=9, file_index=3),
+        data.split_parts(rows, 0.7, 0.15, seed=10, file_index=2),
+    ):
+        assert 0.5 < np.mean(other == parts) < 0.57
+    # A row's uniform number does not depend on the fractions: growing the training fraction
+    # only moves rows from validation and test into training, never between the two others.
+    wider = data.split_parts(rows, 0.8, 0.1, seed=9, file_index=2)
+    assert np.all(wider[parts == data.TRAIN] == data.TRAIN)
+    assert np.all(wider[parts == data.VALIDATION] != data.TEST)
 
 
 @pytest.mark.parametrize(
     "num_events, train, val, message",
     [
-        (2, 0.7, 0.15, "too few"),
+        (2, 0.7, 0.15, "too few for a split of 0.7/0.15/0.15: the parts got"),
         (100, 0.0, 0.15, "must each lie in"),
         (100, 0.7, 1.2, "must each lie in"),
         (100, 0.8, 0.2, "leaves no test events"),

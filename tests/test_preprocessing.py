@@ -53,3 +53,27 @@ def test_none_is_the_identity():
 def test_unknown_method():
     with pytest.raises(ValueError, match="expected one of"):
         preprocessing.normalization_statistics("zscore", table())
+
+
+def test_statistics_accumulated_in_batches_match_the_whole_table():
+    # Uneven batches, one of a single row, and columns far from zero: the pairwise merge must
+    # agree with numpy's two-pass statistics on the whole table.
+    rng = np.random.default_rng(7)
+    values = rng.normal(loc=[1e4, -3.0, 0.0], scale=[1e-2, 2.0, 5.0], size=(1001, 3))
+    statistics = preprocessing.ColumnStatistics(3)
+    for start, stop in ((0, 1), (1, 400), (400, 400), (400, 1001)):
+        statistics.update(values[start:stop])
+    assert statistics.count == 1001
+    np.testing.assert_allclose(statistics.mean, values.mean(axis=0), rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(statistics.std, values.std(axis=0), rtol=1e-9)
+    np.testing.assert_array_equal(statistics.minimum, values.min(axis=0))
+    np.testing.assert_array_equal(statistics.maximum, values.max(axis=0))
+
+
+def test_pairwise_merge_by_hand():
+    # Batches [1, 3] and [5]: mean 3, population variance ((1-3)² + (3-3)² + (5-3)²)/3 = 8/3.
+    statistics = preprocessing.ColumnStatistics(1)
+    statistics.update(np.array([[1.0], [3.0]]))
+    statistics.update(np.array([[5.0]]))
+    np.testing.assert_allclose(statistics.mean, [3.0])
+    np.testing.assert_allclose(statistics.std, [np.sqrt(8 / 3)])

@@ -13,29 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cvae_tf import config, data, model, predict, run_folder, simulator, training
+from cvae_tf import data, model, predict, run_folder, simulator, training
 from cvae_tf.cli import UserInputError
 from tests.commands import call
-from tests.conftest import REPO
-
-# The quick flagfile's settings, without XLA (its compilation is most of a tiny run's time).
-QUICK = dict(
-    hidden_dim=16,
-    num_layers=2,
-    latent_dim=2,
-    batch_size=64,
-    epochs=3,
-    patience=2,
-    num_display_samples=1,
-    num_samples=4,
-    jit_compile=False,
-    check_data=False,
-)
-
-
-def quick_config(events_csv, output_dir, **changes) -> config.TrainConfig:
-    values = {**QUICK, "data": str(events_csv), "output_dir": str(output_dir), **changes}
-    return config.validate(config.TrainConfig(**values))
+from tests.conftest import QUICK, REPO, quick_config
 
 
 def weights(run_dir):

@@ -42,13 +42,21 @@ def test_split_indices_partition_the_events(quick_run):
     split = np.load(run_dir / "split.npz")
     together = np.concatenate([split["train"], split["validation"], split["test"]])
     np.testing.assert_array_equal(np.sort(together), np.arange(600))
-    assert (len(split["train"]), len(split["validation"]), len(split["test"])) == (420, 90, 90)
+    # Each row's part is the hash rule's (tests/test_data.py checks the rule itself).
+    parts = data.split_parts(np.arange(600), 0.7, 0.15, seed=0)
+    for part, name in enumerate(data.PART_NAMES):
+        np.testing.assert_array_equal(split[name], np.flatnonzero(parts == part))
 
 
 def test_report_is_printed_and_written(quick_run):
     run_dir, result = quick_run
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert metrics["num_events"] == 90
+    assert (
+        metrics["num_events"]
+        == metrics["test_events"]
+        == len(np.load(run_dir / "split.npz")["test"])
+    )
+    assert metrics["data_streamed"] is False
     for key in (
         "mre_percent",
         "mre_squared_percent",
