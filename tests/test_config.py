@@ -10,6 +10,7 @@ from cvae_tf import config
 from cvae_tf.cli import UserInputError
 
 REPO = Path(__file__).resolve().parents[1]
+FIELDS = {field.name for field in dataclasses.fields(config.TrainConfig)}
 
 
 @pytest.mark.parametrize(
@@ -34,6 +35,8 @@ REPO = Path(__file__).resolve().parents[1]
         (dict(momentum_columns=config.TrainConfig().position_columns), "share"),
         (dict(activation="sigmoidal"), "--activation='sigmoidal' is not a keras activation"),
         (dict(data="/no/such/file.csv"), "--data='/no/such/file.csv' is not a file"),
+        (dict(data="/no/such/shards-*.csv"), "--data pattern '/no/such/shards-\\*.csv' matches no"),
+        (dict(shuffle_buffer=0), "--shuffle_buffer=0; expected an integer ≥ 1"),
         (dict(run_name="a/b"), "expected a plain folder name"),
     ],
 )
@@ -52,3 +55,10 @@ def test_the_default_flagfile_states_the_real_defaults():
     config.define_flags(flag_values)
     flag_values(["train", f"--flagfile={REPO / 'flags' / 'default.cfg'}"])
     assert config.from_flags(flag_values) == config.TrainConfig()
+
+
+def test_the_default_flagfile_spells_out_every_flag():
+    lines = (REPO / "flags" / "default.cfg").read_text().splitlines()
+    named = {line.split("=")[0].lstrip("-") for line in lines if line.startswith("--")}
+    named = {name[2:] if name not in FIELDS and name.startswith("no") else name for name in named}
+    assert named == FIELDS
