@@ -10,7 +10,7 @@ from pathlib import Path
 import keras
 from absl import flags
 
-from cvae_tf import frames, model, preprocessing, sampling, streaming
+from cvae_tf import distribution, frames, model, preprocessing, sampling, streaming
 from cvae_tf.cli import UserInputError
 from cvae_tf.data import MOMENTUM_COLUMNS, POSITION_COLUMNS
 
@@ -51,6 +51,8 @@ class TrainConfig:
     activation: str = "gelu"
     learning_rate: float = 1e-3  # Adam
     batch_size: int = 256
+    distribution: str = "none"  # none, mirrored (devices of one machine), multi_worker (TF_CONFIG)
+    scale_batch_with_replicas: bool = False  # batch_size per replica, learning rate × replicas
     steps_per_execution: int = 32  # batches per compiled call: amortizes keras' per-step overhead
     jit_compile: bool = True  # XLA-compile the train, test and predict steps
     epochs: int = 300  # maximum; early stopping usually ends sooner
@@ -104,6 +106,14 @@ _HELP = {
     "activation": "Hidden-layer activation: any name keras.activations.get accepts.",
     "learning_rate": "Adam learning rate.",
     "batch_size": "Events per training batch.",
+    "distribution": "tf.distribute strategy: none (one device); mirrored (MirroredStrategy over "
+    "every GPU of this machine, or every logical CPU device without one); multi_worker "
+    "(MultiWorkerMirroredStrategy over the machines TF_CONFIG lists; run the same command on "
+    "each, the chief writes the run folder). --batch_size is the global batch, split over the "
+    "replicas.",
+    "scale_batch_with_replicas": "With several replicas: keep --batch_size events per replica "
+    "(global batch batch_size × replicas) and multiply the learning rate by the replicas "
+    "(linear scaling rule); otherwise the updates are those of a single-device run.",
     "steps_per_execution": "Batches run per compiled call (keras compile option); larger "
     "amortizes keras' per-step overhead, callbacks see batches in groups of this size.",
     "jit_compile": "XLA-compile the training, validation and prediction steps.",
@@ -142,6 +152,7 @@ DATA_LOADINGS = ("auto", "memory", "stream")
 
 _ENUMS = {
     "data_loading": DATA_LOADINGS,
+    "distribution": distribution.STRATEGIES,
     "position_norm": preprocessing.NORMALIZATIONS,
     "momentum_norm": preprocessing.NORMALIZATIONS,
     "latent_prior": model.LATENT_PRIORS,
@@ -255,6 +266,11 @@ def validate(config: TrainConfig) -> TrainConfig:
         raise UserInputError(
             f"--run_name={config.run_name!r}; expected a plain folder name, not starting with '.'"
         )
+    if config.distribution == "multi_worker" and distribution.cluster_task() is None:
+        raise UserInputError(
+            "--distribution=multi_worker needs the TF_CONFIG environment variable, e.g. "
+            f"TF_CONFIG='{distribution.TF_CONFIG_SHAPE}'"
+        )
     if config.resume and config.overwrite:
         raise UserInputError(
             "--resume and --overwrite contradict each other: --resume continues the unfinished "
@@ -268,9 +284,10 @@ def validate(config: TrainConfig) -> TrainConfig:
 def _is_usable_activation(name: str) -> bool:
     """Whether keras knows `name` as a one-argument activation that keeps the layer's shape."""
     try:
-        activation = keras.activations.get(name)
-        sample = keras.ops.ones((2, 4))
-        return tuple(activation(sample).shape) == (2, 4)
+        # Traced symbolically, like a layer in a functional model: no TensorFlow op runs, so a
+        # multi-worker strategy can still be created after validation.
+        layer = keras.layers.Lambda(keras.activations.get(name))
+        return tuple(layer(keras.KerasTensor((2, 4))).shape) == (2, 4)
     except Exception:  # unknown (ValueError), or needing more arguments (threshold: TypeError)
         return False
 

@@ -1,5 +1,7 @@
 """The conditional VAE: encoder q(z | positions, momenta), decoder p(positions | z, momenta)."""
 
+import math
+
 import keras
 import numpy as np
 from keras import ops
@@ -102,24 +104,39 @@ class CVAE(keras.Model):
         self.position_layer = keras.layers.Dense(NUM_FEATURES, name="decoder_positions")
         self.seed_generator = keras.random.SeedGenerator(seed, name="latent_sampler")
 
+        # Under tf.distribute these are mirrored variables that every replica's step updates
+        # with the same values (accumulate_latent_statistics adds up the replicas' batches
+        # first), kept from the first replica. Without an aggregation TensorFlow would silently
+        # update each replica's own copy only; "sum" would add up keras' assign_add, which is
+        # assign(variable + value), into variable × replicas + Σ values.
         self.latent_mean = self.add_weight(
             shape=(latent_dim,),
             initializer="zeros",
             trainable=False,
+            aggregation="only_first_replica",
             name="latent_mean",
         )
         self.latent_std = self.add_weight(
-            shape=(latent_dim,), initializer="ones", trainable=False, name="latent_std"
+            shape=(latent_dim,),
+            initializer="ones",
+            trainable=False,
+            aggregation="only_first_replica",
+            name="latent_std",
         )
         # Running sums over the current epoch's training batches: Σμ, Σμ², Σσ², count.
         self._latent_sums = self.add_weight(
             shape=(3, latent_dim),
             initializer="zeros",
             trainable=False,
+            aggregation="only_first_replica",
             name="latent_sums",
         )
         self._latent_count = self.add_weight(
-            shape=(), initializer="zeros", trainable=False, name="latent_count"
+            shape=(),
+            initializer="zeros",
+            trainable=False,
+            aggregation="only_first_replica",
+            name="latent_count",
         )
 
         self.total_tracker = keras.metrics.Mean(name="loss")
@@ -221,15 +238,28 @@ class CVAE(keras.Model):
 
     # Raw units in and out: what users and the exported SavedModel see.
 
+    def standard_normal(self, shape, dtype=None):
+        """Noise N(0, 1) [events, ...] from the model's seed generator, one row per event.
+
+        Under tf.distribute every replica holds the same generator state (a mirrored variable
+        that each replica advances in step), so a replica's own draw would repeat the other
+        replicas' noise. Instead every replica draws the noise of the whole global batch and
+        keeps its own rows: independent noise for every event, and exactly a single-device
+        run's noise when the replicas' shares are consecutive slices of the global batch.
+        """
+        replicas, first_row, global_rows = _replica_rows(shape[0])
+        if replicas is None:
+            return keras.random.normal(shape, dtype=dtype, seed=self.seed_generator)
+        noise = keras.random.normal(
+            (global_rows, *shape[1:]), dtype=dtype, seed=self.seed_generator
+        )
+        return noise[first_row : first_row + shape[0]]
+
     def sample_latent(self, batch_size):
         """Latent vectors [batch, latent_dim] from the training latent distribution."""
         if not self.latent_dim:
             return ops.zeros((batch_size, 0), dtype=self.compute_dtype)
-        noise = keras.random.normal(
-            (batch_size, self.latent_dim),
-            dtype=self.compute_dtype,
-            seed=self.seed_generator,
-        )
+        noise = self.standard_normal((batch_size, self.latent_dim), dtype=self.compute_dtype)
         return self.latent_mean + self.latent_std * noise
 
     def decode_positions(self, momenta, latent):
@@ -261,14 +291,22 @@ class CVAE(keras.Model):
             self.position_layer,
         ]
 
-    def compute_losses(self, momenta, positions):
-        """One batch's loss terms: (total, reconstruction, kl, l1, l2, (latent mean, log-var))."""
+    def compute_losses(self, momenta, positions, global_batch_size=None, num_replicas=1):
+        """One batch's loss terms: (total, reconstruction, kl, l1, l2, (latent mean, log-var)).
+
+        Under a tf.distribute strategy the batch is one replica's share of a global batch of
+        `global_batch_size` events spread over `num_replicas` replicas. Total, reconstruction and
+        kl are then this replica's shares, which add up over the replicas to the global batch's
+        values (`tf.nn.compute_average_loss`'s convention; exact even for uneven or empty
+        shares), so the gradients that the optimizer sums over replicas are the global batch's.
+        """
+        batch_mean = _batch_mean(global_batch_size)
         normalized_momenta, normalized_positions = self._normalized_inputs(momenta, positions)
         if self.latent_dim:
             latent_mean, latent_log_var = self.encode(normalized_positions, normalized_momenta)
-            noise = keras.random.normal(ops.shape(latent_mean), seed=self.seed_generator)
+            noise = self.standard_normal(ops.shape(latent_mean))
             latent = latent_mean + ops.exp(0.5 * latent_log_var) * noise
-            kl = ops.mean(
+            kl = batch_mean(
                 -0.5
                 * ops.sum(
                     1.0 + latent_log_var - ops.square(latent_mean) - ops.exp(latent_log_var),
@@ -278,37 +316,69 @@ class CVAE(keras.Model):
         else:
             latent = latent_mean = latent_log_var = ops.zeros((ops.shape(momenta)[0], 0))
             kl = ops.zeros(())
-        reconstruction = ops.mean(
+        reconstruction = batch_mean(
             ops.square(normalized_positions - self.decode(latent, normalized_momenta))
         )
         l1, l2 = self.kernel_norms()
-        total = reconstruction + self.beta * kl + self.l1 * l1 + self.l2 * l2
+        # The regularization is the same on every replica: each adds its share.
+        total = (
+            reconstruction
+            + self.beta * kl
+            + (self.l1 / num_replicas) * l1
+            + (self.l2 / num_replicas) * l2
+        )
         return total, reconstruction, kl, l1, l2, (latent_mean, latent_log_var)
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Under a strategy, keras 3.15's TensorFlow trainer reduces a whole input batch across
+        # replicas here only to trace shapes, and MultiWorkerMirroredStrategy cannot reduce a
+        # (momenta, positions) pair ("Attempt to convert a value (PerReplica...)",
+        # keras-team/keras#20585). The CVAE is built in __init__ and compiled without keras
+        # losses or metrics, so no batch is needed: what is left is the optimizer's variables,
+        # made in the strategy's scope.
+        if self._distribute_strategy is None:
+            return super()._maybe_symbolic_build(iterator, data_batch)
+        with self.distribute_strategy.scope():
+            self._symbolic_build()
+        return None
 
     def train_step(self, data):
         import tensorflow as tf  # The gradient tape is TensorFlow's; the rest is backend-neutral.
 
         momenta, positions = data
+        replicas, _, global_batch_size = _replica_rows(ops.shape(momenta)[0])
+        num_replicas = replicas.num_replicas_in_sync if replicas else 1
         with tf.GradientTape() as tape:
-            total, reconstruction, kl, l1, l2, posterior = self.compute_losses(momenta, positions)
+            total, reconstruction, kl, l1, l2, posterior = self.compute_losses(
+                momenta, positions, global_batch_size, num_replicas
+            )
         gradients = tape.gradient(total, self.trainable_weights)
+        # Under tf.distribute keras' optimizer sums the replicas' gradients before applying them.
         self.optimizer.apply(gradients, self.trainable_weights)
         if self.latent_dim:
             self.accumulate_latent_statistics(*posterior)
-        return self._update_trackers(total, reconstruction, kl, l1, l2)
+        if replicas:  # the trackers follow the global batch, as on one device
+            total, reconstruction, kl = replicas.all_reduce("sum", [total, reconstruction, kl])
+        return _step_logs(self._update_trackers(total, reconstruction, kl, l1, l2))
 
     def test_step(self, data):
         # Positions are only the target here: the prediction sees momenta alone.
         momenta, positions = data
+        replicas, _, global_batch_size = _replica_rows(ops.shape(momenta)[0])
         normalized_momenta, normalized_positions = self._normalized_inputs(momenta, positions)
         predicted = self.decode(self.sample_latent(ops.shape(momenta)[0]), normalized_momenta)
-        reconstruction = ops.mean(ops.square(normalized_positions - predicted))
+        batch_mean = _batch_mean(global_batch_size)
+        reconstruction = batch_mean(ops.square(normalized_positions - predicted))
+        if replicas:
+            reconstruction = replicas.all_reduce("sum", reconstruction)
         self.total_tracker.update_state(reconstruction)
         self.reconstruction_tracker.update_state(reconstruction)
-        return {
-            "loss": self.total_tracker.result(),
-            "reconstruction": self.reconstruction_tracker.result(),
-        }
+        return _step_logs(
+            {
+                "loss": self.total_tracker.result(),
+                "reconstruction": self.reconstruction_tracker.result(),
+            }
+        )
 
     def _update_trackers(self, total, reconstruction, kl, l1, l2):
         for tracker, value in (
@@ -338,8 +408,12 @@ class CVAE(keras.Model):
                 ops.sum(ops.exp(latent_log_var), axis=0),
             ]
         )
+        batch_count = ops.cast(ops.shape(latent_mean)[0], "float32")
+        replicas = _multi_replica_context()
+        if replicas:  # the sums cover the global batch
+            batch_sums, batch_count = replicas.all_reduce("sum", [batch_sums, batch_count])
         self._latent_sums.assign_add(batch_sums)
-        self._latent_count.assign_add(ops.cast(ops.shape(latent_mean)[0], "float32"))
+        self._latent_count.assign_add(batch_count)
         mean = self._latent_sums[0] / self._latent_count
         variance = ops.maximum(self._latent_sums[1] / self._latent_count - ops.square(mean), 0.0)
         if self.latent_prior == "aggregate_posterior":
@@ -363,6 +437,61 @@ class CVAE(keras.Model):
             normalized_momenta, normalized_positions = self._normalized_inputs(momenta, positions)
             latent_mean, latent_log_var = self.encode(normalized_positions, normalized_momenta)
             self.accumulate_latent_statistics(latent_mean, latent_log_var)
+
+
+def _multi_replica_context():
+    """The replica context of a step run by a tf.distribute strategy with several replicas."""
+    import tensorflow as tf  # tf.distribute is TensorFlow's
+
+    replicas = tf.distribute.get_replica_context()
+    if replicas is None or replicas.num_replicas_in_sync == 1:
+        return None  # one device, or cross-replica code (callbacks, after fit)
+    return replicas
+
+
+def _replica_rows(rows):
+    """(replica context, the replica's first row in the global batch, the global batch's rows).
+
+    For `rows` events on this replica under a multi-replica strategy; (None, None, None) else.
+    The replicas' shares are taken to follow each other in replica order.
+    """
+    import tensorflow as tf
+
+    replicas = _multi_replica_context()
+    if replicas is None:
+        return None, None, None
+    counts = replicas.all_gather(tf.reshape(tf.cast(rows, tf.int32), (1,)), axis=0)
+    earlier = tf.range(replicas.num_replicas_in_sync) < replicas.replica_id_in_sync_group
+    return replicas, tf.reduce_sum(tf.where(earlier, counts, 0)), tf.reduce_sum(counts)
+
+
+def _step_logs(logs):
+    """A step's logs {name: scalar} in the shape keras can reduce under the current strategy.
+
+    Across several workers keras 3.15 reduces each log with `strategy.reduce("MEAN", log,
+    axis=0)`, which fails on a scalar ("Invalid reduction dimension 0 for input with 0
+    dimensions", keras-team/keras#20585): there every log gets a leading axis of length 1, which
+    that reduction removes again.
+    """
+    replicas = _multi_replica_context()
+    if replicas is None:
+        return logs
+    extended = replicas.strategy.extended
+    if replicas.num_replicas_in_sync == len(extended.worker_devices):
+        return logs  # one worker: keras stacks the replicas' scalars and averages them
+    return {name: ops.reshape(value, (1,)) for name, value in logs.items()}
+
+
+def _batch_mean(global_batch_size):
+    """The mean over a batch's elements, or a replica's share of it over the global batch."""
+    if global_batch_size is None:
+        return ops.mean
+
+    def share(values):
+        elements = global_batch_size * math.prod(values.shape[1:])
+        return ops.sum(values) / ops.cast(elements, values.dtype)
+
+    return share
 
 
 class LatentStatisticsReset(keras.callbacks.Callback):

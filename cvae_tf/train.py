@@ -14,6 +14,9 @@ def execute(flag_values: flags.FlagValues) -> None:
     """Builds a TrainConfig from the parsed flags, trains, and prints the test report."""
     run_config = config.from_flags(flag_values)
     result = training.train(run_config)
+    if result.run_dir is None:
+        print("Training finished on this worker; the chief evaluates and writes the run folder.")
+        return
     print(result.report)
     print(f"\nRun saved in {result.run_dir}/")
     print(f"  SavedModel:      {result.run_dir / 'saved_model'}")

@@ -16,6 +16,7 @@ from cvae_tf import (
     callbacks,
     data,
     diagnostics,
+    distribution,
     export,
     metrics,
     model,
@@ -40,7 +41,7 @@ BACKUP_DIR = "backup"  # keras BackupAndRestore's folder inside the partial fold
 class RunResult:
     """What a finished run leaves: its folder, its test metrics and the printed report."""
 
-    run_dir: Path
+    run_dir: Path | None  # None on a multi-worker run's non-chief workers
     metrics: dict
     report: str
 
@@ -69,8 +70,10 @@ def data_files(config: TrainConfig) -> tuple[Path, ...]:
     return streaming.data_files(config.data) if config.data else (data.default_data_path(),)
 
 
-def load_training_data(config: TrainConfig) -> TrainingData:
+def load_training_data(config: TrainConfig, batch_size: int | None = None) -> TrainingData:
     """The run's data: checked, repaired as asked, split, with its normalization statistics.
+
+    `batch_size` is the global batch fit will use (default --batch_size).
 
     --data_loading=memory reads every file whole; stream reads them block by block each epoch
     (streaming.py); auto streams when the files together exceed STREAM_THRESHOLD_BYTES.
@@ -89,12 +92,15 @@ def load_training_data(config: TrainConfig) -> TrainingData:
         config.data_loading == "auto"
         and streaming.total_bytes(files) > streaming.STREAM_THRESHOLD_BYTES
     )
+    batch_size = batch_size or config.batch_size
     if streamed:
-        return _streamed_data(config, source)
-    return _in_memory_data(config, source)
+        return _streamed_data(config, source, batch_size)
+    return _in_memory_data(config, source, batch_size)
 
 
-def _in_memory_data(config: TrainConfig, source: streaming.EventSource) -> TrainingData:
+def _in_memory_data(
+    config: TrainConfig, source: streaming.EventSource, batch_size: int
+) -> TrainingData:
     events, split = source.load()
     if config.check_data:
         _print_data_check(events, config)
@@ -121,7 +127,7 @@ def _in_memory_data(config: TrainConfig, source: streaming.EventSource) -> Train
         fit_inputs={
             "x": train_momenta,
             "y": train_positions,
-            "batch_size": config.batch_size,
+            "batch_size": batch_size,
             "validation_data": (momenta[split.validation], positions[split.validation]),
         },
         latent_batches=lambda: _table_batches(train_momenta, train_positions),
@@ -134,7 +140,9 @@ def _in_memory_data(config: TrainConfig, source: streaming.EventSource) -> Train
     )
 
 
-def _streamed_data(config: TrainConfig, source: streaming.EventSource) -> TrainingData:
+def _streamed_data(
+    config: TrainConfig, source: streaming.EventSource, batch_size: int
+) -> TrainingData:
     if config.align_positions:
         raise UserInputError(
             "--align_positions needs the data in memory (--data_loading=memory); repair large "
@@ -156,9 +164,9 @@ def _streamed_data(config: TrainConfig, source: streaming.EventSource) -> Traini
         streamed=True,
         fit_inputs={
             "x": source.dataset(
-                data.TRAIN, train_size, config.batch_size, config.shuffle_buffer, config.seed
+                data.TRAIN, train_size, batch_size, config.shuffle_buffer, config.seed
             ),
-            "validation_data": source.dataset(data.VALIDATION, val_size, config.batch_size),
+            "validation_data": source.dataset(data.VALIDATION, val_size, batch_size),
             "shuffle": False,  # the training dataset shuffles itself
         },
         latent_batches=lambda: source.part_tables(data.TRAIN),
@@ -239,23 +247,42 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> RunResult:
     and moved into place only when complete, so a crash never leaves a folder that looks like a
     finished run. An interrupted run keeps its partial folder, with a backup of the last
     completed epoch, for `--resume`; a diverged one keeps nothing.
+
+    Under --distribution=multi_worker every worker runs this with the same flags; the chief
+    writes the run folder, the others train in a hidden folder of their own
+    (`.<run_name>.worker-<i>.partial`, for their callbacks and --resume) that they delete when
+    training ends, and return a result without a run folder.
     """
+    # First: MultiWorkerMirroredStrategy must exist before TensorFlow's runtime starts.
+    strategy = distribution.make_strategy(config.distribution)
+    chief = config.distribution != "multi_worker" or distribution.is_chief()
     run_name = config.resolved_run_name()
     output_dir = Path(config.output_dir)
     run_dir = output_dir / run_name
-    work_dir = run_folder.partial_path(output_dir, run_name)
-    run_folder.check_run_name(config, run_dir, work_dir)
-    training_data = load_training_data(config)
+    work_dir = run_folder.partial_path(output_dir, run_name if chief else _worker_name(run_name))
+    if chief:
+        run_folder.check_run_name(config, run_dir, work_dir)
+    batch_size, learning_rate = distribution.scaled_batch_and_learning_rate(
+        config.batch_size,
+        config.learning_rate,
+        strategy.num_replicas_in_sync,
+        config.scale_batch_with_replicas,
+    )
+    steps_per_execution, jit_compile = distribution.compile_options(
+        strategy, config.steps_per_execution, config.jit_compile
+    )
+    training_data = load_training_data(config, batch_size)
 
     keras.utils.set_random_seed(config.seed)
-    cvae = model_from_statistics(
-        config, training_data.position_statistics, training_data.momentum_statistics
-    )
-    cvae.compile(
-        optimizer=keras.optimizers.Adam(config.learning_rate),
-        steps_per_execution=config.steps_per_execution,
-        jit_compile=config.jit_compile,
-    )
+    with strategy.scope():
+        cvae = model_from_statistics(
+            config, training_data.position_statistics, training_data.momentum_statistics
+        )
+        cvae.compile(
+            optimizer=keras.optimizers.Adam(learning_rate),
+            steps_per_execution=steps_per_execution,
+            jit_compile=jit_compile,
+        )
 
     output_dir.mkdir(parents=True, exist_ok=True)
     with run_folder.locked_partial(work_dir, fresh=not config.resume):
@@ -268,15 +295,22 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> RunResult:
                 **training_data.fit_inputs,
                 epochs=config.epochs,
                 callbacks=_callback_stack(config, work_dir, watch),
-                verbose=_progress_verbosity(verbose),
+                verbose=_progress_verbosity(verbose) if chief else 0,
             )
             if watch.diverged:
                 raise DivergenceError(_divergence_message(config, *watch.diverged))
+            if not chief:
+                shutil.rmtree(work_dir)
+                return RunResult(run_dir=None, metrics={}, report="")
             if watch.first_epoch:
                 state["resumed_at_epochs"].append(watch.first_epoch + 1)
             # Rewritten once, without the epochs a resume redid.
             history = callbacks.read_history(work_dir / HISTORY_FILE)
             callbacks.write_history(work_dir / HISTORY_FILE, history)
+            if config.distribution != "none":
+                # Evaluated and saved as a plain one-device model: no collective ops (the other
+                # workers are gone), and a SavedModel free of distributed variables.
+                cvae = _single_device_copy(cvae, config, training_data)
             cvae.fit_latent_statistics_from(training_data.latent_batches())
             test_metrics, text = evaluate(
                 cvae, training_data.test, training_data.mean_geometry, config
@@ -291,6 +325,8 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> RunResult:
                 )
             )
             test_metrics["epochs_trained"] = len(history["loss"])
+            test_metrics["replicas"] = strategy.num_replicas_in_sync
+            test_metrics["global_batch_size"] = batch_size
             _save_run(cvae, config, training_data.split, history, test_metrics, work_dir)
             shutil.rmtree(work_dir / BACKUP_DIR, ignore_errors=True)
             (work_dir / run_folder.RESUME_FILE).unlink()
@@ -310,6 +346,21 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> RunResult:
                 f"continue with --run_name={run_name} --resume, or restart with --overwrite"
             ) from None
     return RunResult(run_dir=run_dir, metrics=test_metrics, report=text)
+
+
+def _worker_name(run_name: str) -> str:
+    """The name of a non-chief worker's own hidden folder beside the run's."""
+    _, task_type, index = distribution.cluster_task()
+    return f"{run_name}.{task_type}-{index}"
+
+
+def _single_device_copy(cvae: model.CVAE, config: TrainConfig, training_data) -> model.CVAE:
+    """The trained model's weights in a CVAE built outside any tf.distribute strategy."""
+    copy = model_from_statistics(
+        config, training_data.position_statistics, training_data.momentum_statistics
+    )
+    copy.set_weights(cvae.get_weights())
+    return copy
 
 
 def _divergence_message(config: TrainConfig, epoch: int, key: str, value: float) -> str:
