@@ -43,7 +43,7 @@ def run(main: Callable[[list[str]], None]) -> None:
         except UserInputError as error:
             fail(str(error))
         except KeyboardInterrupt as error:
-            print(f"interrupted: {error or 'stopped by the user'}", file=sys.stderr)
+            print(f"interrupted: {str(error) or 'stopped by the user'}", file=sys.stderr)
             sys.exit(INTERRUPTED_EXIT_CODE)
 
     app.run(guarded_main, flags_parser=_parse_flags)

@@ -22,7 +22,7 @@ FLOAT_FORMAT = "%.12g"  # 12 significant digits: far below the simulator's 1e-8 
 
 DEFAULT_DATA_EVENTS = 50_000
 DEFAULT_DATA_SEED = 20241123  # the specification's date; fixed so every user gets the same set.
-_DEFAULT_DATA_VERSION = 1  # bump when the simulator's output for the default set changes.
+_DEFAULT_DATA_VERSION = 2  # bump when the simulator's output for the default set changes.
 
 _MAX_ROWS_LISTED = 5
 # The model computes in float32 and squares each column's spread (normalization variance, MSE):
@@ -30,12 +30,7 @@ _MAX_ROWS_LISTED = 5
 # ≲ 1e4 a.u., positions ≲ 1e3 bohr), so a magnitude over 1e18 can only be a corrupt cell.
 MAX_MAGNITUDE = 1e18
 # Separators a spreadsheet or another tool may have used instead of the comma, as we name them.
-_OTHER_DELIMITERS = {
-    ";": "';' (semicolon)",
-    "\t": "tab",
-    "|": "'|' (bar)",
-    " ": "spaces",
-}
+_OTHER_DELIMITERS = {";": "';' (semicolon)", "\t": "tab", "|": "'|' (bar)", " ": "spaces"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,13 +94,25 @@ def events_frame(
     return pd.DataFrame(columns)
 
 
+def csv_text(frame: pd.DataFrame, header: bool = True, stream=None) -> str | None:
+    """The table as CSV text the way every file here is written; into `stream` if one is given.
+
+    As pandas' to_csv: returns the text without a stream, writes it and returns None with one.
+    """
+    return frame.to_csv(
+        stream, header=header, index=False, float_format=FLOAT_FORMAT, lineterminator="\n"
+    )
+
+
 def write_csv_atomically(
-    path: str | os.PathLike, frames: pd.DataFrame | Iterable[pd.DataFrame]
+    path: str | os.PathLike, frames: pd.DataFrame | Iterable[pd.DataFrame | str]
 ) -> None:
     """Writes a table, or a stream of same-column tables, atomically to `path` as one CSV.
 
     The tables go one at a time (one header) into a temporary file beside `path`, which is
-    renamed into place only when complete; memory holds one table at a time.
+    renamed into place only when complete; memory holds one table at a time. A table in the
+    stream may come already as its csv_text (the header in the first only): the simulate
+    command's worker processes format their chunks so that the writer only writes.
     """
     path = Path(path)
     if isinstance(frames, pd.DataFrame):
@@ -114,13 +121,10 @@ def write_csv_atomically(
     try:
         with os.fdopen(handle, "w", newline="") as stream:
             for index, frame in enumerate(frames):
-                frame.to_csv(
-                    stream,
-                    header=index == 0,
-                    index=False,
-                    float_format=FLOAT_FORMAT,
-                    lineterminator="\n",
-                )
+                if isinstance(frame, str):
+                    stream.write(frame)
+                else:
+                    csv_text(frame, header=index == 0, stream=stream)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -310,11 +314,7 @@ def splitmix64(values) -> np.ndarray:
 
 
 def split_parts(
-    rows: np.ndarray,
-    train_fraction: float,
-    val_fraction: float,
-    seed: int,
-    file_index: int = 0,
+    rows: np.ndarray, train_fraction: float, val_fraction: float, seed: int, file_index: int = 0
 ) -> np.ndarray:
     """The part each data row belongs to: TRAIN, VALIDATION or TEST (int8, shaped like rows).
 
@@ -350,9 +350,7 @@ def split_indices(num_events: int, train_fraction: float, val_fraction: float, s
     parts = split_parts(np.arange(num_events), train_fraction, val_fraction, seed)
     split = Split(*(np.flatnonzero(parts == part) for part in (TRAIN, VALIDATION, TEST)))
     check_part_sizes(
-        [len(split.train), len(split.validation), len(split.test)],
-        train_fraction,
-        val_fraction,
+        [len(split.train), len(split.validation), len(split.test)], train_fraction, val_fraction
     )
     return split
 
@@ -397,10 +395,7 @@ def default_data_path(num_events: int = DEFAULT_DATA_EVENTS) -> Path:
     if path.exists():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    print(
-        f"Simulating the default OCS data set ({num_events} events) into {path} ...",
-        flush=True,
-    )
+    print(f"Simulating the default OCS data set ({num_events} events) into {path} ...", flush=True)
     config = simulator.SimulationConfig(num_events=num_events, seed=DEFAULT_DATA_SEED)
     positions, momenta = simulator.simulate_events(config, progress=True)
     write_events_csv(path, positions, momenta)

@@ -1,10 +1,16 @@
 """The forward model: OCS geometries drawn from a prior, exploded into asymptotic momenta."""
 
+import collections
+import concurrent.futures
+import contextlib
 import dataclasses
 import math
+import multiprocessing
+import os
+import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -13,10 +19,14 @@ from cvae_tf.cli import UserInputError
 
 ORIENTATIONS = ("random", "fixed")
 
-# Events drawn per random-number chunk in simulate_events. Part of the sampling stream: changing it
-# changes which events a seed gives (so would data.py's cached default set). A multiple of
-# _BLOCK_EVENTS, so that no chunk ends in a small block that costs as much as a full one.
+# Events per chunk; chunk i draws from its own random stream (chunk_rng), so chunks can be simulated
+# in any order by any number of processes. Part of the sampling: changing it changes which events a
+# seed gives (so would data.py's cached default set). A multiple of _BLOCK_EVENTS, so that no chunk
+# ends in a small block that costs as much as a full one.
 CHUNK_EVENTS = 65_536
+# Chunks submitted per worker process and not yet consumed: one running and one queued keeps every
+# worker busy while results are taken in order, and bounds memory (a chunk as CSV text is ~17 MB).
+_CHUNKS_PER_WORKER = 2
 # Events integrated together: the integrator's ~40 doubles per event (2.6 MB) then stay in cache,
 # while numpy's per-call overhead is spread over enough events (measured best of 2k–32k).
 _BLOCK_EVENTS = 8192
@@ -341,34 +351,139 @@ def _straight_line_tail(pair_vectors: np.ndarray, relative_velocities: np.ndarra
 
 
 def simulate_events(
-    config: SimulationConfig, progress: bool = False
+    config: SimulationConfig, progress: bool = False, workers: int = 1
 ) -> tuple[np.ndarray, np.ndarray]:
     """Positions (bohr) and final momenta (a.u.), each (events, C/O/S, xyz), drawn from config.
 
-    The same config gives bit-identical arrays; events are drawn in chunks of CHUNK_EVENTS.
+    The same config gives bit-identical arrays, whatever the number of `workers` processes that
+    simulate its chunks (as in map_chunks; 1: this process alone).
     """
-    chunks = list(simulate_chunks(config, progress))
+    chunks = list(map_chunks(simulate_chunk, config, workers, progress))
     return tuple(np.concatenate(parts) for parts in zip(*chunks, strict=True))
 
 
-def simulate_chunks(
-    config: SimulationConfig, progress: bool = False
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """simulate_events one chunk of at most CHUNK_EVENTS events at a time: bounded memory."""
-    rng = np.random.default_rng(config.seed)
+def chunk_rng(seed: int, index: int) -> np.random.Generator:
+    """Chunk `index`'s random stream: SeedSequence(seed).spawn(n)[index]'s, for any n > index."""
+    # spawn_key=(index,) is what SeedSequence.spawn gives its index-th child (numpy's documented
+    # way to independent streams), without building the children before it.
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(index,)))
+
+
+def simulate_chunk(
+    config: SimulationConfig, index: int, chunk_events: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Positions and momenta of events index·chunk_events onwards (at most chunk_events of them)."""
+    size = min(chunk_events, config.num_events - index * chunk_events)
+    if size < 1:
+        raise ValueError(
+            f"chunk {index} of {chunk_events} events is past the {config.num_events} events"
+        )
+    rng = chunk_rng(config.seed, index)
+    positions = sample_geometries(size, rng, config.prior, config.orientation)
+    initial = None
+    if config.zero_point_momentum_spread > 0:
+        initial = zero_point_momenta(size, rng, config.zero_point_momentum_spread)
+    momenta = explode(positions, initial)
+    if config.detector_momentum_noise > 0:
+        momenta += rng.normal(0.0, config.detector_momentum_noise, (size, 3, 3))
+    return positions, momenta
+
+
+def worker_count(workers: int) -> int:
+    """How many worker processes `workers` means: itself if ≥ 1, every core available if 0."""
+    available = len(os.sched_getaffinity(0))
+    is_integer = isinstance(workers, int | np.integer) and not isinstance(workers, bool)
+    if not is_integer or workers < 0:
+        raise UserInputError(
+            f"workers={workers!r}; expected an integer ≥ 1, or 0 for every available core "
+            f"({available} here)"
+        )
+    return int(workers) or available
+
+
+def map_chunks(
+    function: Callable[[SimulationConfig, int, int], object],
+    config: SimulationConfig,
+    workers: int = 1,
+    progress: bool = False,
+) -> Iterator:
+    """function(config, index, CHUNK_EVENTS) for every chunk index of config, in order.
+
+    With workers > 1 (0: every core) the chunks are computed by that many spawned processes, so
+    `function` must be importable by name (a module-level function) and a calling script needs
+    the `if __name__ == "__main__":` guard. The results do not depend on `workers`. At most
+    _CHUNKS_PER_WORKER results per worker are pending at once, so memory stays bounded for any
+    number of events. Close the iterator if you stop early (contextlib.closing).
+    """
+    chunk_events = CHUNK_EVENTS  # passed on: a spawned worker would read its module's own value
+    num_chunks = -(-config.num_events // chunk_events)
+    workers = min(worker_count(workers), num_chunks)
+    if workers == 1:
+        results = (function(config, index, chunk_events) for index in range(num_chunks))
+    else:
+        results = _in_processes(function, config, chunk_events, num_chunks, workers)
     started = time.perf_counter()
-    for start in range(0, config.num_events, CHUNK_EVENTS):
-        size = min(CHUNK_EVENTS, config.num_events - start)
-        positions = sample_geometries(size, rng, config.prior, config.orientation)
-        initial = None
-        if config.zero_point_momentum_spread > 0:
-            initial = zero_point_momenta(size, rng, config.zero_point_momentum_spread)
-        momenta = explode(positions, initial)
-        if config.detector_momentum_noise > 0:
-            momenta += rng.normal(0.0, config.detector_momentum_noise, (size, 3, 3))
-        if progress:
-            _show_progress(start + size, config.num_events, time.perf_counter() - started)
-        yield positions, momenta
+    done = 0
+    try:
+        with contextlib.closing(results):
+            for result in results:
+                done = min(done + chunk_events, config.num_events)
+                if progress:
+                    _show_progress(done, config.num_events, time.perf_counter() - started)
+                yield result
+    finally:
+        if progress and 0 < done < config.num_events:
+            sys.stderr.write("\n")  # ends the bar's line before whatever stopped it is reported
+
+
+def _in_processes(
+    function: Callable[[SimulationConfig, int, int], object],
+    config: SimulationConfig,
+    chunk_events: int,
+    num_chunks: int,
+    workers: int,
+) -> Iterator:
+    """map_chunks' results computed by `workers` spawned processes, yielded in chunk order."""
+    # Executor.map and Pool.imap take every chunk up front and keep each result until it is
+    # consumed, so memory would grow with the events whenever writing lags; hence a bounded window
+    # of futures. The executor, unlike Pool, raises BrokenProcessPool if a worker is killed (say
+    # by the OOM killer) instead of waiting forever. Spawned, not forked: a caller may have
+    # started threads (TensorFlow does), and forking a threaded process can deadlock the child.
+    executor = concurrent.futures.ProcessPoolExecutor(
+        workers, mp_context=multiprocessing.get_context("spawn"), initializer=_ignore_interrupts
+    )
+    finished = False
+    try:
+        window = workers * _CHUNKS_PER_WORKER
+        # The first submissions start the workers. Ctrl-C is blocked meanwhile, a mask they
+        # inherit, so one pressed while they import stays pending rather than print tracebacks
+        # from them; here it is delivered once unblocked, stopping the run as usual.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            pending = collections.deque(
+                executor.submit(function, config, index, chunk_events)
+                for index in range(min(window, num_chunks))
+            )
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        for index in range(num_chunks):
+            result = pending.popleft().result()
+            if index + window < num_chunks:
+                pending.append(executor.submit(function, config, index + window, chunk_events))
+            yield result
+        finished = True
+    finally:
+        if not finished:
+            # Ctrl-C or a failed write: stop the chunks being computed too rather than wait
+            # seconds for them. Python 3.14 has Executor.terminate_workers; 3.11 only this table.
+            for process in list(executor._processes.values()):
+                process.terminate()
+        executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _ignore_interrupts() -> None:
+    """Worker start-up: a terminal's Ctrl-C reaches every process, but the parent handles it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # also drops one left pending from start-up
 
 
 def _show_progress(done: int, total: int, elapsed: float) -> None:

@@ -1,10 +1,19 @@
 """`python -m cvae_tf.simulate` as a user runs it: the CSV it writes and every refused input."""
 
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from cvae_tf import data, physics
+from cvae_tf import data, physics, simulator
+from tests.commands import call
+from tests.conftest import REPO
 
 
 def simulate(run_command, output, *args):
@@ -69,6 +78,8 @@ def test_overwrite_replaces_an_existing_file(run_command, tmp_path):
         (["--detector_momentum_noise=nan", "--output={tmp}/events.csv"], "--detector"),
         (["--orientation=tilted", "--output={tmp}/events.csv"], "--orientation"),
         (["--seed=-1", "--output={tmp}/events.csv"], "--seed"),
+        (["--workers=-1", "--output={tmp}/events.csv"], "--workers=-1; expected an integer ≥ 1"),
+        (["--workers=two", "--output={tmp}/events.csv"], "--workers"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_no_file(run_command, tmp_path, args, flag):
@@ -81,3 +92,69 @@ def test_bad_input_is_one_line_exit_2_and_no_file(run_command, tmp_path, args, f
     assert len(lines) == 1 and flag in lines[0], result.stderr
     assert sorted(tmp_path.rglob("*")) == before
     assert existing.read_text() == "keep me\n"
+
+
+def test_the_file_does_not_depend_on_the_worker_count(tmp_path, monkeypatch):
+    """Chunks simulated and formatted by 1 or 2 processes: the bytes of the in-memory set."""
+    monkeypatch.setattr(simulator, "CHUNK_EVENTS", 100)  # 4 chunks; passed to the workers
+    flags = ("--num_events=350", "--seed=6", "--zero_point_momentum_spread=3")
+    flags += ("--detector_momentum_noise=1",)
+    for workers in (1, 2):
+        output = tmp_path / f"{workers}.csv"
+        assert call("simulate", *flags, f"--workers={workers}", f"--output={output}") is None
+    config = simulator.SimulationConfig(
+        350, seed=6, zero_point_momentum_spread=3.0, detector_momentum_noise=1.0
+    )
+    data.write_events_csv(tmp_path / "whole.csv", *simulator.simulate_events(config))
+    whole = (tmp_path / "whole.csv").read_bytes()
+    lines = whole.splitlines()
+    assert len(lines) == 351 and lines.count(lines[0]) == 1  # one header
+    assert (tmp_path / "1.csv").read_bytes() == whole
+    assert (tmp_path / "2.csv").read_bytes() == whole
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["1.csv", "2.csv", "whole.csv"]
+
+
+def worker_processes(parent: int) -> list[int]:
+    """Ids of the multiprocessing workers that `parent` spawned and that still run, from /proc."""
+    workers = []
+    for process in Path("/proc").glob("[0-9]*"):
+        try:
+            parent_id = int((process / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            command = (process / "cmdline").read_bytes()
+        except (OSError, IndexError):  # ended meanwhile
+            continue
+        if parent_id == parent and b"spawn_main" in command:
+            workers.append(int(process.name))
+    return workers
+
+
+def test_ctrl_c_stops_the_workers_and_leaves_no_file(tmp_path):
+    """Ctrl-C while the workers simulate: exit 130 at once, no worker left, nothing written."""
+    flags = ["--num_events=10000000", "--workers=2", f"--output={tmp_path / 'events.csv'}"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cvae_tf.simulate", *flags],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # Ctrl-C's default action even under a runner that started us with it ignored; and our
+        # own process group, so that killpg reaches the workers as a terminal's Ctrl-C would.
+        preexec_fn=lambda: (signal.signal(signal.SIGINT, signal.SIG_DFL), os.setpgrp()),
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while len(workers := worker_processes(process.pid)) < 2:
+            assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+            time.sleep(0.02)
+        time.sleep(0.5)  # into their first chunks
+    finally:
+        os.killpg(process.pid, signal.SIGINT)
+        interrupted = time.monotonic()
+        _, stderr = process.communicate(timeout=60)
+    assert time.monotonic() - interrupted < 5  # not after the chunks under way (~2 s each)
+    assert process.returncode == 130, stderr
+    assert stderr.splitlines()[-1] == "interrupted: stopped by the user", stderr
+    assert "Traceback" not in stderr
+    assert not any(Path(f"/proc/{worker}").exists() for worker in workers)
+    assert list(tmp_path.iterdir()) == []

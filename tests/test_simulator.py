@@ -1,6 +1,8 @@
 """The forward model: accuracy against physics and an independent integrator, sampling, seeds."""
 
 import math
+import os
+import re
 
 import numpy as np
 import pytest
@@ -265,17 +267,53 @@ def test_bad_config_values_are_user_errors_naming_the_value(make, name):
     assert "expected" in str(error.value)
 
 
-def test_chunked_csv_is_byte_identical_to_the_in_memory_one(tmp_path, monkeypatch):
-    """The simulate command streams chunk by chunk; the file must not depend on that."""
-    from cvae_tf import data
-
+def test_chunk_i_draws_from_the_ith_spawned_seed_sequence(monkeypatch):
+    """numpy's independent streams: chunk i is SeedSequence(seed).spawn(n)[i], run by hand here."""
     monkeypatch.setattr(simulator, "CHUNK_EVENTS", 100)
-    config = simulator.SimulationConfig(250, seed=4, zero_point_momentum_spread=3.0)
-    chunks = list(simulator.simulate_chunks(config))
-    assert [len(momenta) for _, momenta in chunks] == [100, 100, 50]
+    config = noisy_config(num_events=250, seed=4, orientation="fixed")
     positions, momenta = simulator.simulate_events(config)
-    np.testing.assert_array_equal(np.concatenate([c[1] for c in chunks]), momenta)
-    whole, streamed = tmp_path / "whole.csv", tmp_path / "streamed.csv"
-    data.write_events_csv(whole, positions, momenta)
-    data.write_csv_atomically(streamed, (data.events_frame(*chunk) for chunk in chunks))
-    assert streamed.read_bytes() == whole.read_bytes()
+    streams = np.random.SeedSequence(4).spawn(3)
+    for stream, start, size in zip(streams, (0, 100, 200), (100, 100, 50), strict=True):
+        rng = np.random.default_rng(stream)
+        expected_positions = simulator.sample_geometries(size, rng, PRIOR, "fixed")
+        initial = simulator.zero_point_momenta(size, rng, 5.0)
+        expected_momenta = simulator.explode(expected_positions, initial)
+        expected_momenta += rng.normal(0.0, 2.0, (size, 3, 3))
+        np.testing.assert_array_equal(positions[start : start + size], expected_positions)
+        np.testing.assert_array_equal(momenta[start : start + size], expected_momenta)
+
+
+def test_chunks_of_a_seed_and_of_the_next_seed_do_not_repeat_or_correlate(monkeypatch):
+    """Seeding chunk i with seed + i would make chunk 1 of seed 0 chunk 0 of seed 1."""
+    monkeypatch.setattr(simulator, "CHUNK_EVENTS", 200)
+    chunks = []
+    for seed in (0, 1):
+        positions, _ = simulator.simulate_events(simulator.SimulationConfig(1000, seed=seed))
+        chunks.extend(np.split(physics.bond_lengths(positions)[:, 0], 5))  # C–O bond per chunk
+    firsts = [chunk[0] for chunk in chunks]
+    assert len(set(firsts)) == len(firsts)
+    assert len(np.unique(np.concatenate(chunks))) == 2000
+    # Independent streams: correlations between chunks are those of noise, |r| ≲ 1/√200.
+    correlations = np.corrcoef(chunks)[np.triu_indices(len(chunks), k=1)]
+    assert np.abs(correlations).max() < 4 / math.sqrt(200)
+
+
+def test_the_events_do_not_depend_on_the_number_of_worker_processes(monkeypatch):
+    monkeypatch.setattr(simulator, "CHUNK_EVENTS", 100)  # passed to the workers explicitly
+    config = noisy_config(num_events=450)
+    alone = simulator.simulate_events(config)
+    shared = simulator.simulate_events(config, workers=2)
+    for one, two in zip(alone, shared, strict=True):
+        np.testing.assert_array_equal(one, two)
+
+
+def test_worker_count_zero_means_every_core_this_process_may_use():
+    assert simulator.worker_count(0) == len(os.sched_getaffinity(0))
+    assert simulator.worker_count(3) == 3
+
+
+@pytest.mark.parametrize("workers", [-1, 1.5, True, "2"])
+def test_bad_worker_counts_are_user_errors_naming_the_value(workers):
+    expected = re.escape(f"workers={workers!r}; expected an integer ≥ 1, or 0 for every")
+    with pytest.raises(UserInputError, match=expected):
+        simulator.worker_count(workers)
