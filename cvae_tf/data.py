@@ -119,6 +119,8 @@ def write_csv_atomically(
         frames = [frames]
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        # mkstemp makes the file private (0600); give it the mode open() would have.
+        os.fchmod(handle, 0o666 & ~_umask())
         with os.fdopen(handle, "w", newline="") as stream:
             for index, frame in enumerate(frames):
                 if isinstance(frame, str):
@@ -129,6 +131,19 @@ def write_csv_atomically(
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    """The process's file-creation mask, read without changing it (from /proc where possible)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)  # elsewhere: the only portable way to read it is to set it
+    os.umask(mask)
+    return mask
 
 
 def read_header(path: str | os.PathLike) -> list[str]:

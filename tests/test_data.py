@@ -1,5 +1,7 @@
 """The CSV data layer: reading by column name, every bad input, the split, the default set."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -253,3 +255,12 @@ def test_numbers_with_stray_spaces_are_read_and_named_junk_is_not(tmp_path):
     path.write_text(path.read_text().replace(",2 ,", ",2 x,", 1))
     with pytest.raises(UserInputError, match=r"column 'cy' has a non-numeric value '2 x'"):
         data.load_events(path)
+
+
+def test_written_files_get_the_usual_permissions_not_mkstemps_private_ones(tmp_path):
+    old_mask = os.umask(0o027)
+    try:
+        data.write_events_csv(tmp_path / "events.csv", None, np.zeros((2, 3, 3)))
+    finally:
+        os.umask(old_mask)
+    assert (tmp_path / "events.csv").stat().st_mode & 0o777 == 0o640  # 0666 minus the umask
