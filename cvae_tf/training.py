@@ -1,10 +1,9 @@
-"""One training run: data, split, fit, evaluation on the test split, and the run folder."""
+"""One training run: the model, its strategy, fit, evaluation on the test part, the run folder."""
 
 import dataclasses
 import json
 import shutil
 import sys
-from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import keras
@@ -12,10 +11,8 @@ import numpy as np
 import tensorflow as tf
 
 from cvae_tf import (
-    alignment,
     callbacks,
     data,
-    diagnostics,
     distribution,
     export,
     metrics,
@@ -25,14 +22,13 @@ from cvae_tf import (
     report,
     run_folder,
     sampling,
-    streaming,
+    training_data,
 )
 from cvae_tf.cli import UserInputError
 from cvae_tf.config import TrainConfig
 
 PREDICT_BATCH_SIZE = 8192
 EVALUATION_CHUNK_EVENTS = 65_536  # test events sampled at a time (K samples of each in memory)
-CHECK_SAMPLE_SIZE = 1000  # events the pre-training data check explodes (about 0.1 s)
 HISTORY_FILE = "history.csv"
 BACKUP_DIR = "backup"  # keras BackupAndRestore's folder inside the partial folder
 
@@ -46,167 +42,10 @@ class RunResult:
     report: str
 
 
-@dataclasses.dataclass
-class TrainingData:
-    """A run's data, in memory or streamed from its files, as fit and the evaluation use it.
-
-    `fit_inputs` are keras `fit` arguments: arrays with a batch size, or tf.data datasets.
-    """
-
-    files: tuple[Path, ...]
-    streamed: bool
-    fit_inputs: dict
-    latent_batches: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]]
-    position_statistics: preprocessing.ColumnStatistics
-    momentum_statistics: preprocessing.ColumnStatistics
-    part_sizes: tuple[int, int, int]
-    test: data.Events
-    mean_geometry: np.ndarray  # the training part's mean positions (3, 3), bohr
-    split: data.Split | None  # row indices, when the data are in memory
-
-
-def data_files(config: TrainConfig) -> tuple[Path, ...]:
-    """The run's CSV files: those --data names, else the embedded default set."""
-    return streaming.data_files(config.data) if config.data else (data.default_data_path(),)
-
-
-def load_training_data(config: TrainConfig, batch_size: int | None = None) -> TrainingData:
-    """The run's data: checked, repaired as asked, split, with its normalization statistics.
-
-    `batch_size` is the global batch fit will use (default --batch_size).
-
-    --data_loading=memory reads every file whole; stream reads them block by block each epoch
-    (streaming.py); auto streams when the files together exceed STREAM_THRESHOLD_BYTES.
-    """
-    files = data_files(config)
-    source = streaming.EventSource(
-        files=files,
-        position_columns=config.position_columns,
-        momentum_columns=config.momentum_columns,
-        train_fraction=config.train_fraction,
-        val_fraction=config.val_fraction,
-        seed=config.seed,
-        center=config.center,
-    )
-    streamed = config.data_loading == "stream" or (
-        config.data_loading == "auto"
-        and streaming.total_bytes(files) > streaming.STREAM_THRESHOLD_BYTES
-    )
-    batch_size = batch_size or config.batch_size
-    if streamed:
-        return _streamed_data(config, source, batch_size)
-    return _in_memory_data(config, source, batch_size)
-
-
-def _in_memory_data(
-    config: TrainConfig, source: streaming.EventSource, batch_size: int
-) -> TrainingData:
-    events, split = source.load()
-    if config.check_data:
-        _print_data_check(events, config)
-    if config.align_positions:
-        events, residual = alignment.align_events(events)
-        print(
-            "Aligned positions to their momenta: residual |Δp|/|p| median "
-            f"{np.median(residual):.2g}, max {np.max(residual):.2g}",
-            flush=True,
-        )
-    events = source.prepare(events)
-    # Statistics from float64, as a streamed run computes them; the model trains in float32.
-    position_statistics, momentum_statistics = _frame_statistics(
-        config.frame,
-        data.to_table(events.positions[split.train]),
-        data.to_table(events.momenta[split.train]),
-    )
-    positions = data.to_table(events.positions).astype(np.float32)
-    momenta = data.to_table(events.momenta).astype(np.float32)
-    train_positions, train_momenta = positions[split.train], momenta[split.train]
-    return TrainingData(
-        files=source.files,
-        streamed=False,
-        fit_inputs={
-            "x": train_momenta,
-            "y": train_positions,
-            "batch_size": batch_size,
-            "validation_data": (momenta[split.validation], positions[split.validation]),
-        },
-        latent_batches=lambda: _table_batches(train_momenta, train_positions),
-        position_statistics=position_statistics,
-        momentum_statistics=momentum_statistics,
-        part_sizes=(len(split.train), len(split.validation), len(split.test)),
-        test=data.Events(events.positions[split.test], events.momenta[split.test]),
-        mean_geometry=events.positions[split.train].mean(axis=0),
-        split=split,
-    )
-
-
-def _streamed_data(
-    config: TrainConfig, source: streaming.EventSource, batch_size: int
-) -> TrainingData:
-    if config.align_positions:
-        raise UserInputError(
-            "--align_positions needs the data in memory (--data_loading=memory); repair large "
-            "files first with python -m cvae_tf.align, one file or shard at a time"
-        )
-    print(
-        f"Streaming {len(source.files)} data file(s): one pass for the statistics ...", flush=True
-    )
-    summary = source.scan(config.frame, CHECK_SAMPLE_SIZE)
-    if config.check_data:
-        _print_data_check(summary.check_sample, config)
-    train_size, val_size, test_size = (int(size) for size in summary.part_sizes)
-    print(
-        f"  {train_size} training, {val_size} validation and {test_size} test events",
-        flush=True,
-    )
-    return TrainingData(
-        files=source.files,
-        streamed=True,
-        fit_inputs={
-            "x": source.dataset(
-                data.TRAIN, train_size, batch_size, config.shuffle_buffer, config.seed
-            ),
-            "validation_data": source.dataset(data.VALIDATION, val_size, batch_size),
-            "shuffle": False,  # the training dataset shuffles itself
-        },
-        latent_batches=lambda: source.part_tables(data.TRAIN),
-        position_statistics=summary.position_statistics,
-        momentum_statistics=summary.momentum_statistics,
-        part_sizes=(train_size, val_size, test_size),
-        test=summary.test,
-        mean_geometry=summary.mean_geometry,
-        split=None,
-    )
-
-
-def _print_data_check(events: data.Events, config: TrainConfig) -> None:
-    verdict = diagnostics.check_events(events, CHECK_SAMPLE_SIZE, config.seed)
-    print(verdict.format(), flush=True)
-
-
-def _frame_statistics(frame: str, positions: np.ndarray, momenta: np.ndarray):
-    """Normalization statistics of training tables [events, 9] in the model's frame."""
-    position_statistics = preprocessing.ColumnStatistics(model.NUM_FEATURES)
-    momentum_statistics = preprocessing.ColumnStatistics(model.NUM_FEATURES)
-    for start in range(0, len(momenta), data.CHUNK_ROWS):
-        stop = start + data.CHUNK_ROWS
-        model_positions, model_momenta = streaming.to_model_frame(
-            frame, positions[start:stop], momenta[start:stop]
-        )
-        position_statistics.update(model_positions)
-        momentum_statistics.update(model_momenta)
-    return position_statistics, momentum_statistics
-
-
-def _table_batches(momenta, positions, batch_size: int = PREDICT_BATCH_SIZE):
-    for start in range(0, len(momenta), batch_size):
-        yield momenta[start : start + batch_size], positions[start : start + batch_size]
-
-
 def build_model(config: TrainConfig, train_positions, train_momenta) -> model.CVAE:
     """The configured (uncompiled) CVAE, normalization fitted on training tables [events, 9]."""
     return model_from_statistics(
-        config, *_frame_statistics(config.frame, train_positions, train_momenta)
+        config, *training_data.frame_statistics(config.frame, train_positions, train_momenta)
     )
 
 
@@ -271,12 +110,12 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> RunResult:
     steps_per_execution, jit_compile = distribution.compile_options(
         strategy, config.steps_per_execution, config.jit_compile
     )
-    training_data = load_training_data(config, batch_size)
+    run_data = training_data.load(config, batch_size)
 
     keras.utils.set_random_seed(config.seed)
     with strategy.scope():
         cvae = model_from_statistics(
-            config, training_data.position_statistics, training_data.momentum_statistics
+            config, run_data.position_statistics, run_data.momentum_statistics
         )
         cvae.compile(
             optimizer=keras.optimizers.Adam(learning_rate),
@@ -287,12 +126,12 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> RunResult:
     output_dir.mkdir(parents=True, exist_ok=True)
     with run_folder.locked_partial(work_dir, fresh=not config.resume):
         state = run_folder.start_or_resume(
-            config, work_dir, run_folder.files_digest(training_data.files)
+            config, work_dir, run_folder.files_digest(run_data.files)
         )
         try:
             watch = callbacks.EpochWatch(resume=config.resume)
             cvae.fit(
-                **training_data.fit_inputs,
+                **run_data.fit_inputs,
                 epochs=config.epochs,
                 callbacks=_callback_stack(config, work_dir, watch),
                 verbose=_progress_verbosity(verbose) if chief else 0,
@@ -310,24 +149,22 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> RunResult:
             if config.distribution != "none":
                 # Evaluated and saved as a plain one-device model: no collective ops (the other
                 # workers are gone), and a SavedModel free of distributed variables.
-                cvae = _single_device_copy(cvae, config, training_data)
-            cvae.fit_latent_statistics_from(training_data.latent_batches())
-            test_metrics, text = evaluate(
-                cvae, training_data.test, training_data.mean_geometry, config
-            )
-            test_metrics["data"] = ",".join(str(path) for path in training_data.files)
-            test_metrics["data_streamed"] = training_data.streamed
+                cvae = _single_device_copy(cvae, config, run_data)
+            cvae.fit_latent_statistics_from(run_data.latent_batches())
+            test_metrics, text = evaluate(cvae, run_data.test, run_data.mean_geometry, config)
+            test_metrics["data"] = ",".join(str(path) for path in run_data.files)
+            test_metrics["data_streamed"] = run_data.streamed
             test_metrics.update(
                 zip(
                     ("train_events", "validation_events", "test_events"),
-                    training_data.part_sizes,
+                    run_data.part_sizes,
                     strict=True,
                 )
             )
             test_metrics["epochs_trained"] = len(history["loss"])
             test_metrics["replicas"] = strategy.num_replicas_in_sync
             test_metrics["global_batch_size"] = batch_size
-            _save_run(cvae, config, training_data.split, history, test_metrics, work_dir)
+            _save_run(cvae, config, run_data.split, history, test_metrics, work_dir)
             shutil.rmtree(work_dir / BACKUP_DIR, ignore_errors=True)
             (work_dir / run_folder.RESUME_FILE).unlink()
             run_folder.write_run_file(
@@ -354,11 +191,11 @@ def _worker_name(run_name: str) -> str:
     return f"{run_name}.{task_type}-{index}"
 
 
-def _single_device_copy(cvae: model.CVAE, config: TrainConfig, training_data) -> model.CVAE:
+def _single_device_copy(
+    cvae: model.CVAE, config: TrainConfig, run_data: training_data.TrainingData
+) -> model.CVAE:
     """The trained model's weights in a CVAE built outside any tf.distribute strategy."""
-    copy = model_from_statistics(
-        config, training_data.position_statistics, training_data.momentum_statistics
-    )
+    copy = model_from_statistics(config, run_data.position_statistics, run_data.momentum_statistics)
     copy.set_weights(cvae.get_weights())
     return copy
 

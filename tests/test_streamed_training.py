@@ -6,7 +6,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from cvae_tf import data, simulator, streaming, training
+from cvae_tf import data, simulator, streaming, training, training_data
 from tests.commands import call
 from tests.conftest import quick_config
 
@@ -71,10 +71,10 @@ def test_streamed_run_folder_is_complete_without_row_indices(memory_and_stream_r
 
 
 def test_auto_streams_only_above_the_threshold(shard_glob, tmp_path, monkeypatch):
-    small = training.load_training_data(quick_config(shard_glob, tmp_path))
+    small = training_data.load(quick_config(shard_glob, tmp_path))
     assert not small.streamed
     monkeypatch.setattr(streaming, "STREAM_THRESHOLD_BYTES", 1000)
-    large = training.load_training_data(quick_config(shard_glob, tmp_path))
+    large = training_data.load(quick_config(shard_glob, tmp_path))
     assert large.streamed and large.part_sizes == small.part_sizes
 
 

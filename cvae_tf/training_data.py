@@ -1,0 +1,173 @@
+"""A training run's data: loaded whole or streamed, checked, repaired, split, normalized."""
+
+import dataclasses
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import numpy as np
+
+from cvae_tf import alignment, data, diagnostics, model, preprocessing, streaming
+from cvae_tf.cli import UserInputError
+from cvae_tf.config import TrainConfig
+
+CHECK_SAMPLE_SIZE = 1000  # events the pre-training data check explodes (about 0.1 s)
+LATENT_BATCH_SIZE = 8192  # events per encoder call when the latent statistics are refitted
+
+
+@dataclasses.dataclass
+class TrainingData:
+    """A run's data, in memory or streamed from its files, as fit and the evaluation use it.
+
+    `fit_inputs` are keras `fit` arguments: arrays with a batch size, or tf.data datasets.
+    """
+
+    files: tuple[Path, ...]
+    streamed: bool
+    fit_inputs: dict
+    latent_batches: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]]
+    position_statistics: preprocessing.ColumnStatistics
+    momentum_statistics: preprocessing.ColumnStatistics
+    part_sizes: tuple[int, int, int]
+    test: data.Events
+    mean_geometry: np.ndarray  # the training part's mean positions (3, 3), bohr
+    split: data.Split | None  # row indices, when the data are in memory
+
+
+def data_files(config: TrainConfig) -> tuple[Path, ...]:
+    """The run's CSV files: those --data names, else the embedded default set."""
+    return streaming.data_files(config.data) if config.data else (data.default_data_path(),)
+
+
+def load(config: TrainConfig, batch_size: int | None = None) -> TrainingData:
+    """The run's data: checked, repaired as asked, split, with its normalization statistics.
+
+    `batch_size` is the global batch fit will use (default --batch_size).
+
+    --data_loading=memory reads every file whole; stream reads them block by block each epoch
+    (streaming.py); auto streams when the files together exceed STREAM_THRESHOLD_BYTES.
+    """
+    files = data_files(config)
+    source = streaming.EventSource(
+        files=files,
+        position_columns=config.position_columns,
+        momentum_columns=config.momentum_columns,
+        train_fraction=config.train_fraction,
+        val_fraction=config.val_fraction,
+        seed=config.seed,
+        center=config.center,
+    )
+    streamed = config.data_loading == "stream" or (
+        config.data_loading == "auto"
+        and streaming.total_bytes(files) > streaming.STREAM_THRESHOLD_BYTES
+    )
+    batch_size = batch_size or config.batch_size
+    if streamed:
+        return _streamed_data(config, source, batch_size)
+    return _in_memory_data(config, source, batch_size)
+
+
+def _in_memory_data(
+    config: TrainConfig, source: streaming.EventSource, batch_size: int
+) -> TrainingData:
+    events, split = source.load()
+    if config.check_data:
+        _print_data_check(events, config)
+    if config.align_positions:
+        events, residual = alignment.align_events(events)
+        print(
+            "Aligned positions to their momenta: residual |Δp|/|p| median "
+            f"{np.median(residual):.2g}, max {np.max(residual):.2g}",
+            flush=True,
+        )
+    events = source.prepare(events)
+    # Statistics from float64, as a streamed run computes them; the model trains in float32.
+    position_statistics, momentum_statistics = frame_statistics(
+        config.frame,
+        data.to_table(events.positions[split.train]),
+        data.to_table(events.momenta[split.train]),
+    )
+    positions = data.to_table(events.positions).astype(np.float32)
+    momenta = data.to_table(events.momenta).astype(np.float32)
+    train_positions, train_momenta = positions[split.train], momenta[split.train]
+    return TrainingData(
+        files=source.files,
+        streamed=False,
+        fit_inputs={
+            "x": train_momenta,
+            "y": train_positions,
+            "batch_size": batch_size,
+            "validation_data": (momenta[split.validation], positions[split.validation]),
+        },
+        latent_batches=lambda: _table_batches(train_momenta, train_positions),
+        position_statistics=position_statistics,
+        momentum_statistics=momentum_statistics,
+        part_sizes=(len(split.train), len(split.validation), len(split.test)),
+        test=data.Events(events.positions[split.test], events.momenta[split.test]),
+        mean_geometry=events.positions[split.train].mean(axis=0),
+        split=split,
+    )
+
+
+def _streamed_data(
+    config: TrainConfig, source: streaming.EventSource, batch_size: int
+) -> TrainingData:
+    if config.align_positions:
+        raise UserInputError(
+            "--align_positions needs the data in memory (--data_loading=memory); repair large "
+            "files first with python -m cvae_tf.align, one file or shard at a time"
+        )
+    print(
+        f"Streaming {len(source.files)} data file(s): one pass for the statistics ...", flush=True
+    )
+    summary = source.scan(config.frame, CHECK_SAMPLE_SIZE)
+    if config.check_data:
+        _print_data_check(summary.check_sample, config)
+    train_size, val_size, test_size = (int(size) for size in summary.part_sizes)
+    print(
+        f"  {train_size} training, {val_size} validation and {test_size} test events",
+        flush=True,
+    )
+    return TrainingData(
+        files=source.files,
+        streamed=True,
+        fit_inputs={
+            "x": source.dataset(
+                data.TRAIN, train_size, batch_size, config.shuffle_buffer, config.seed
+            ),
+            "validation_data": source.dataset(data.VALIDATION, val_size, batch_size),
+            "shuffle": False,  # the training dataset shuffles itself
+        },
+        latent_batches=lambda: source.part_tables(data.TRAIN),
+        position_statistics=summary.position_statistics,
+        momentum_statistics=summary.momentum_statistics,
+        part_sizes=(train_size, val_size, test_size),
+        test=summary.test,
+        mean_geometry=summary.mean_geometry,
+        split=None,
+    )
+
+
+def _print_data_check(events: data.Events, config: TrainConfig) -> None:
+    verdict = diagnostics.check_events(events, CHECK_SAMPLE_SIZE, config.seed)
+    print(verdict.format(), flush=True)
+
+
+def frame_statistics(
+    frame: str, positions: np.ndarray, momenta: np.ndarray
+) -> tuple[preprocessing.ColumnStatistics, preprocessing.ColumnStatistics]:
+    """Normalization statistics of training tables [events, 9] in the model's frame."""
+    position_statistics = preprocessing.ColumnStatistics(model.NUM_FEATURES)
+    momentum_statistics = preprocessing.ColumnStatistics(model.NUM_FEATURES)
+    for start in range(0, len(momenta), data.CHUNK_ROWS):
+        stop = start + data.CHUNK_ROWS
+        model_positions, model_momenta = streaming.to_model_frame(
+            frame, positions[start:stop], momenta[start:stop]
+        )
+        position_statistics.update(model_positions)
+        momentum_statistics.update(model_momenta)
+    return position_statistics, momentum_statistics
+
+
+def _table_batches(momenta, positions, batch_size: int = LATENT_BATCH_SIZE):
+    for start in range(0, len(momenta), batch_size):
+        yield momenta[start : start + batch_size], positions[start : start + batch_size]
