@@ -28,7 +28,7 @@ from cvae_tf.cli import UserInputError
 from cvae_tf.config import TrainConfig
 
 PREDICT_BATCH_SIZE = 8192
-EVALUATION_CHUNK_EVENTS = 65_536  # test events sampled at a time (K samples of each in memory)
+EVALUATION_CHUNK_EVENTS = 8192  # test events sampled at a time (K samples of each in memory)
 HISTORY_FILE = "history.csv"
 BACKUP_DIR = "backup"  # keras BackupAndRestore's folder inside the partial folder
 
@@ -110,79 +110,78 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> RunResult:
     steps_per_execution, jit_compile = distribution.compile_options(
         strategy, config.steps_per_execution, config.jit_compile
     )
-    run_data = training_data.load(config, batch_size)
-
-    keras.utils.set_random_seed(config.seed)
-    with strategy.scope():
-        cvae = model_from_statistics(
-            config, run_data.position_statistics, run_data.momentum_statistics
-        )
-        cvae.compile(
-            optimizer=keras.optimizers.Adam(learning_rate),
-            steps_per_execution=steps_per_execution,
-            jit_compile=jit_compile,
-        )
-
-    output_dir.mkdir(parents=True, exist_ok=True)
-    with run_folder.locked_partial(work_dir, fresh=not config.resume):
-        state = run_folder.start_or_resume(
-            config, work_dir, run_folder.files_digest(run_data.files)
-        )
-        try:
-            watch = callbacks.EpochWatch(resume=config.resume)
-            cvae.fit(
-                **run_data.fit_inputs,
-                epochs=config.epochs,
-                callbacks=_callback_stack(config, work_dir, watch),
-                verbose=_progress_verbosity(verbose) if chief else 0,
+    with training_data.load(config, batch_size) as run_data:  # its temporary files go at the end
+        keras.utils.set_random_seed(config.seed)
+        with strategy.scope():
+            cvae = model_from_statistics(
+                config, run_data.position_statistics, run_data.momentum_statistics
             )
-            if watch.diverged:
-                raise DivergenceError(_divergence_message(config, *watch.diverged))
-            if not chief:
-                shutil.rmtree(work_dir)
-                return RunResult(run_dir=None, metrics={}, report="")
-            if watch.first_epoch:
-                state["resumed_at_epochs"].append(watch.first_epoch + 1)
-            # Rewritten once, without the epochs a resume redid.
-            history = callbacks.read_history(work_dir / HISTORY_FILE)
-            callbacks.write_history(work_dir / HISTORY_FILE, history)
-            if config.distribution != "none":
-                # Evaluated and saved as a plain one-device model: no collective ops (the other
-                # workers are gone), and a SavedModel free of distributed variables.
-                cvae = _single_device_copy(cvae, config, run_data)
-            cvae.fit_latent_statistics_from(run_data.latent_batches())
-            test_metrics, text = evaluate(cvae, run_data.test, run_data.mean_geometry, config)
-            test_metrics["data"] = ",".join(str(path) for path in run_data.files)
-            test_metrics["data_streamed"] = run_data.streamed
-            test_metrics.update(
-                zip(
-                    ("train_events", "validation_events", "test_events"),
-                    run_data.part_sizes,
-                    strict=True,
+            cvae.compile(
+                optimizer=keras.optimizers.Adam(learning_rate),
+                steps_per_execution=steps_per_execution,
+                jit_compile=jit_compile,
+            )
+
+        output_dir.mkdir(parents=True, exist_ok=True)
+        with run_folder.locked_partial(work_dir, fresh=not config.resume):
+            state = run_folder.start_or_resume(
+                config, work_dir, run_folder.files_digest(run_data.files)
+            )
+            try:
+                watch = callbacks.EpochWatch(resume=config.resume)
+                cvae.fit(
+                    **run_data.fit_inputs,
+                    epochs=config.epochs,
+                    callbacks=_callback_stack(config, work_dir, watch),
+                    verbose=_progress_verbosity(verbose) if chief else 0,
                 )
-            )
-            test_metrics["epochs_trained"] = len(history["loss"])
-            test_metrics["replicas"] = strategy.num_replicas_in_sync
-            test_metrics["global_batch_size"] = batch_size
-            _save_run(cvae, config, run_data.split, history, test_metrics, work_dir)
-            shutil.rmtree(work_dir / BACKUP_DIR, ignore_errors=True)
-            (work_dir / run_folder.RESUME_FILE).unlink()
-            run_folder.write_run_file(
-                work_dir,
-                resumed_at_epochs=state["resumed_at_epochs"],
-                keras_version=keras.__version__,
-                tensorflow_version=tf.__version__,
-            )
-            run_folder.publish(work_dir, run_dir)
-        except DivergenceError:
-            shutil.rmtree(work_dir, ignore_errors=True)  # nothing worth resuming
-            raise
-        except KeyboardInterrupt:
-            raise KeyboardInterrupt(
-                f"training interrupted; its last completed epoch is kept in '{work_dir}': "
-                f"continue with --run_name={run_name} --resume, or restart with --overwrite"
-            ) from None
-    return RunResult(run_dir=run_dir, metrics=test_metrics, report=text)
+                if watch.diverged:
+                    raise DivergenceError(_divergence_message(config, *watch.diverged))
+                if not chief:
+                    shutil.rmtree(work_dir)
+                    return RunResult(run_dir=None, metrics={}, report="")
+                if watch.first_epoch:
+                    state["resumed_at_epochs"].append(watch.first_epoch + 1)
+                # Rewritten once, without the epochs a resume redid.
+                history = callbacks.read_history(work_dir / HISTORY_FILE)
+                callbacks.write_history(work_dir / HISTORY_FILE, history)
+                if config.distribution != "none":
+                    # Evaluated and saved as a plain one-device model: no collective ops (the other
+                    # workers are gone), and a SavedModel free of distributed variables.
+                    cvae = _single_device_copy(cvae, config, run_data)
+                cvae.fit_latent_statistics_from(run_data.latent_batches())
+                test_metrics, text = evaluate(cvae, run_data.test, run_data.mean_geometry, config)
+                test_metrics["data"] = ",".join(str(path) for path in run_data.files)
+                test_metrics["data_streamed"] = run_data.streamed
+                test_metrics.update(
+                    zip(
+                        ("train_events", "validation_events", "test_events"),
+                        run_data.part_sizes,
+                        strict=True,
+                    )
+                )
+                test_metrics["epochs_trained"] = len(history["loss"])
+                test_metrics["replicas"] = strategy.num_replicas_in_sync
+                test_metrics["global_batch_size"] = batch_size
+                _save_run(cvae, config, run_data.split, history, test_metrics, work_dir)
+                shutil.rmtree(work_dir / BACKUP_DIR, ignore_errors=True)
+                (work_dir / run_folder.RESUME_FILE).unlink()
+                run_folder.write_run_file(
+                    work_dir,
+                    resumed_at_epochs=state["resumed_at_epochs"],
+                    keras_version=keras.__version__,
+                    tensorflow_version=tf.__version__,
+                )
+                run_folder.publish(work_dir, run_dir)
+            except DivergenceError:
+                shutil.rmtree(work_dir, ignore_errors=True)  # nothing worth resuming
+                raise
+            except KeyboardInterrupt:
+                raise KeyboardInterrupt(
+                    f"training interrupted; its last completed epoch is kept in '{work_dir}': "
+                    f"continue with --run_name={run_name} --resume, or restart with --overwrite"
+                ) from None
+        return RunResult(run_dir=run_dir, metrics=test_metrics, report=text)
 
 
 def _worker_name(run_name: str) -> str:

@@ -1,6 +1,7 @@
 """A training run's data: loaded whole or streamed, checked, repaired, split, normalized."""
 
 import dataclasses
+import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -31,6 +32,13 @@ class TrainingData:
     test: data.Events
     mean_geometry: np.ndarray  # the training part's mean positions (3, 3), bohr
     split: data.Split | None  # row indices, when the data are in memory
+    close: Callable[[], None] = lambda: None  # removes temporary files (streamed data)
+
+    def __enter__(self) -> "TrainingData":
+        return self
+
+    def __exit__(self, *exception) -> None:
+        self.close()
 
 
 def data_files(config: TrainConfig) -> tuple[Path, ...]:
@@ -116,10 +124,18 @@ def _streamed_data(
             "--align_positions needs the data in memory (--data_loading=memory); repair large "
             "files first with python -m cvae_tf.align, one file or shard at a time"
         )
+    # The binary copies of the training and validation parts, removed by TrainingData.close.
+    cache = tempfile.TemporaryDirectory(prefix="cvae_tf_stream_")
     print(
-        f"Streaming {len(source.files)} data file(s): one pass for the statistics ...", flush=True
+        f"Streaming {len(source.files)} data file(s): one pass for the statistics, the parts "
+        f"copied to {cache.name} ...",
+        flush=True,
     )
-    summary = source.scan(config.frame, CHECK_SAMPLE_SIZE)
+    try:
+        summary = source.scan(config.frame, CHECK_SAMPLE_SIZE, Path(cache.name))
+    except BaseException:
+        cache.cleanup()
+        raise
     if config.check_data:
         _print_data_check(summary.check_sample, config)
     train_size, val_size, test_size = (int(size) for size in summary.part_sizes)
@@ -131,19 +147,18 @@ def _streamed_data(
         files=source.files,
         streamed=True,
         fit_inputs={
-            "x": source.dataset(
-                data.TRAIN, train_size, batch_size, config.shuffle_buffer, config.seed
-            ),
-            "validation_data": source.dataset(data.VALIDATION, val_size, batch_size),
+            "x": summary.train.dataset(batch_size, config.shuffle_buffer, config.seed),
+            "validation_data": summary.validation.dataset(batch_size),
             "shuffle": False,  # the training dataset shuffles itself
         },
-        latent_batches=lambda: source.part_tables(data.TRAIN),
+        latent_batches=summary.train.tables,
         position_statistics=summary.position_statistics,
         momentum_statistics=summary.momentum_statistics,
         part_sizes=(train_size, val_size, test_size),
         test=summary.test,
         mean_geometry=summary.mean_geometry,
         split=None,
+        close=cache.cleanup,
     )
 
 

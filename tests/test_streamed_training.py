@@ -1,6 +1,7 @@
 """Training on streamed CSV shards: the split and statistics of in-memory data, a full run."""
 
 import json
+import tempfile
 import zipfile
 
 import numpy as np
@@ -25,12 +26,16 @@ def shard_glob(tmp_path_factory):
 @pytest.fixture(scope="module")
 def memory_and_stream_runs(shard_glob, tmp_path_factory):
     output_dir = tmp_path_factory.mktemp("runs")
+    scratch = tmp_path_factory.mktemp("tmp")  # the temporary folder of the streamed parts
     runs = {}
-    for loading in ("memory", "stream"):
-        config = quick_config(
-            shard_glob, output_dir, run_name=loading, data_loading=loading, center="com"
-        )
-        runs[loading] = training.train(config, verbose=0)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(tempfile, "tempdir", str(scratch))
+        for loading in ("memory", "stream"):
+            config = quick_config(
+                shard_glob, output_dir, run_name=loading, data_loading=loading, center="com"
+            )
+            runs[loading] = training.train(config, verbose=0)
+    runs["leftovers"] = list(scratch.glob("cvae_tf_stream_*"))
     return runs
 
 
@@ -66,6 +71,7 @@ def test_streamed_run_folder_is_complete_without_row_indices(memory_and_stream_r
     for name in ("saved_model/saved_model.pb", "model.keras", "metrics.json", "history.csv"):
         assert (run_dir / name).is_file(), name
     assert not (run_dir / "split.npz").exists()  # the rule and the seed give every row's part
+    assert memory_and_stream_runs["leftovers"] == []  # the parts' binary copies are removed
     history = json.loads((run_dir / "history.json").read_text())
     assert len(history["val_loss"]) == 3
 

@@ -1,5 +1,7 @@
 """Streamed data: the files --data names, block reading, the per-row split, tf.data batches."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -68,11 +70,11 @@ def test_blocks_number_rows_per_file_and_split_them_by_hash(shards):
     np.testing.assert_allclose(read, positions, rtol=1e-11)  # 12 significant digits in the CSV
 
 
-def test_scan_agrees_with_the_data_loaded_whole(shards):
+def test_scan_agrees_with_the_data_loaded_whole(shards, tmp_path):
     _, paths, *_ = shards
     source = source_of(paths, block_rows=50, center="com")
     events, split = source.load()
-    summary = source.scan("momentum", check_sample_size=120)
+    summary = source.scan("momentum", check_sample_size=120, cache_dir=tmp_path)
     np.testing.assert_array_equal(
         summary.part_sizes, [len(split.train), len(split.validation), len(split.test)]
     )
@@ -111,40 +113,52 @@ def test_a_bad_cell_deep_in_a_later_block_is_named_by_row_and_line(tmp_path):
     lines[351] = ",".join(cells)
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(UserInputError, match=r"data rows 351 \(first in column 'oy'\)"):
-        source_of([path], block_rows=100).scan("lab", check_sample_size=10)
+        source_of([path], block_rows=100).scan("lab", check_sample_size=10, cache_dir=tmp_path)
 
 
-@pytest.mark.parametrize("part", [data.TRAIN, data.VALIDATION])
-def test_streamed_parts_hold_exactly_the_parts_rows(shards, part):
+@pytest.fixture(scope="module")
+def scanned(shards, tmp_path_factory):
+    """The shards loaded whole, and scanned into part files of 64-row blocks."""
     _, paths, *_ = shards
-    source = source_of(paths, block_rows=64)
+    source = source_of(paths, block_rows=64, center="com")
+    summary = source.scan("lab", check_sample_size=1, cache_dir=tmp_path_factory.mktemp("c"))
     events, split = source.load()
-    rows = split.train if part == data.TRAIN else split.validation
+    return source.prepare(events), split, summary
+
+
+@pytest.mark.parametrize("part", ["train", "validation"])
+def test_part_files_hold_exactly_the_parts_rows(scanned, part):
+    events, split, summary = scanned
+    rows = getattr(split, part)
+    part_file = dataclasses.replace(getattr(summary, part), block_rows=40)
+    assert part_file.size == len(rows)
     expected = np.concatenate(
         [data.to_table(events.momenta[rows]), data.to_table(events.positions[rows])], axis=1
     ).astype(np.float32)
-    dataset = source.dataset(part, len(rows), batch_size=32, shuffle_buffer=100, seed=2)
+    # Unshuffled: the part in file order, 40 rows at a time.
+    tables = list(part_file.tables())
+    assert [len(m) for m, _ in tables[:-1]] == [40] * (len(tables) - 1)
+    np.testing.assert_array_equal(np.concatenate([np.hstack(t) for t in tables]), expected)
+    # As a dataset: batches of 32, the same rows in a new shuffled order every epoch.
+    dataset = part_file.dataset(batch_size=32, shuffle_buffer=100, seed=2)
     assert int(dataset.cardinality()) == -(-len(rows) // 32)
     epochs = []
     for _ in range(2):
-        batches = [np.concatenate([m, p], axis=1) for m, p in dataset.as_numpy_iterator()]
+        batches = [np.hstack(batch) for batch in dataset.as_numpy_iterator()]
         assert all(len(batch) == 32 for batch in batches[:-1])
         epochs.append(np.concatenate(batches))
-    for epoch in epochs:  # the same rows (as a multiset), in a shuffled order
+    for epoch in epochs:  # the same rows (as a multiset)
         np.testing.assert_array_equal(epoch[np.lexsort(epoch.T)], expected[np.lexsort(expected.T)])
     assert not np.array_equal(epochs[0], expected)
-    assert not np.array_equal(epochs[0], epochs[1])  # a new order every epoch
-    again = source.dataset(part, len(rows), batch_size=32, shuffle_buffer=100, seed=2)
-    np.testing.assert_array_equal(
-        np.concatenate([m for m, _ in again.as_numpy_iterator()]), epochs[0][:, :9]
-    )  # reproducible from the seed
+    assert not np.array_equal(epochs[0], epochs[1])
+    again = part_file.dataset(batch_size=32, shuffle_buffer=100, seed=2)
+    first_epoch = np.concatenate([np.hstack(batch) for batch in again.as_numpy_iterator()])
+    np.testing.assert_array_equal(first_epoch, epochs[0])  # reproducible from the seed
 
 
-def test_shuffling_holds_at_most_the_buffer_and_a_block(shards):
-    _, paths, *_ = shards
-    source = source_of(paths, block_rows=40)
-    sizes = [len(m) for m, _ in source.part_tables(data.TRAIN, shuffle_buffer=100, seed=(1, 0))]
-    # Each block adds at most 40 rows; everything beyond the 100 buffered leaves at once.
-    assert max(sizes) <= 100 and sum(sizes) == sum(source.load()[1].train.shape)
-    unshuffled = [len(m) for m, _ in source.part_tables(data.TRAIN)]
-    assert max(unshuffled) <= 40
+def test_shuffling_holds_at_most_the_buffer(scanned):
+    _, split, summary = scanned
+    part_file = dataclasses.replace(summary.train, block_rows=40)
+    sizes = [len(m) for m, _ in part_file.tables(shuffle_buffer=100, seed=(1, 0))]
+    # Each block adds 40 rows; everything beyond the 100 buffered leaves at once.
+    assert max(sizes[:-1]) <= 40 and sizes[-1] <= 100 and sum(sizes) == len(split.train)
