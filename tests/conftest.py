@@ -1,6 +1,7 @@
 """Shared fixtures: a small simulated data set, and commands run as a user would run them."""
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +25,18 @@ QUICK = dict(
     jit_compile=False,
     check_data=False,
 )
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` TCP ports on 127.0.0.1 that were free a moment ago (for local worker clusters)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def quick_config(events_csv, output_dir, **changes) -> config.TrainConfig:

@@ -8,7 +8,6 @@ checks the model's distributed step itself.
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import zipfile
@@ -18,23 +17,12 @@ import numpy as np
 import pytest
 
 from cvae_tf import model, training
-from tests.conftest import QUICK, REPO, quick_config
+from tests.conftest import QUICK, REPO, free_ports, quick_config
 
 TIMEOUT_S = 300
 # Same data, seed, global batch and learning rate: the replicas' summed gradients are the
 # single-device ones up to float32 summation order (measured ~1e-7 of each array's scale).
 TOLERANCE = 1e-4
-
-
-def _free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 def _train_command(events_csv, output_dir, run_name, *extra):
@@ -85,7 +73,7 @@ def runs(events_csv, tmp_path_factory):
             *_train_command(events_csv, folder / "mirrored_runs", "run", "--distribution=mirrored"),
         ],
     )
-    ports = _free_ports(2)
+    ports = free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
     workers = [
         _launch(

@@ -22,11 +22,9 @@ TensorFlow draws other random numbers than its own kernels do.
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import types
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -34,8 +32,8 @@ import tensorflow as tf
 
 from cvae_tf import distribution
 from cvae_tf.cli import UserInputError
+from tests.conftest import REPO, free_ports
 
-REPO = Path(__file__).resolve().parents[1]
 WORKER = REPO / "tests" / "distributed_worker.py"
 NUM_TRAIN = 1200  # distributed_worker.NUM_TRAIN
 RTOL = 1e-4  # of each array's largest magnitude; see the module docstring
@@ -139,17 +137,6 @@ def test_several_replicas_compile_without_xla_and_one_step_per_execution():
 # Real runs, all launched at once.
 
 
-def _free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
 def _launch(results, *args, env=None):
     """A worker process writing `results`, its output in a log beside them (a pipe could fill)."""
     environment = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -182,7 +169,7 @@ def launched(tmp_path_factory):
     folder = tmp_path_factory.mktemp("distributed")
     scratch = folder / "tmp"  # non-chief workers' temporary folders land here
     scratch.mkdir()
-    ports = _free_ports(2)
+    ports = free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
     runs = {}
     for name, args, env in [
@@ -258,7 +245,7 @@ def test_two_workers_train_alike_and_only_the_chief_writes(launched, single):
 
 def test_multi_worker_strategy_must_come_before_tensorflow_starts(tmp_path):
     """TensorFlow refuses MultiWorkerMirroredStrategy once an operation has run."""
-    (port,) = _free_ports(1)
+    (port,) = free_ports(1)
     script = (
         "import tensorflow as tf\n"
         "from cvae_tf import distribution\n"
