@@ -501,6 +501,18 @@ class LatentStatisticsReset(keras.callbacks.Callback):
         self.model.reset_latent_statistics()
 
 
+def model_frame_tables(
+    frame: str, positions: np.ndarray, momenta: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Position and momentum tables [events, 9] in the frame the model normalizes in (numpy)."""
+    if frame == "lab" or not len(momenta):
+        return np.asarray(positions), np.asarray(momenta)
+    rotations = frames.momentum_frame(np.reshape(momenta, (-1, 3, 3)))
+    return tuple(
+        np.asarray(CVAE.to_model_frame(rotations, table)) for table in (positions, momenta)
+    )
+
+
 def build_cvae(
     train_positions: np.ndarray,
     train_momenta: np.ndarray,
@@ -509,14 +521,14 @@ def build_cvae(
     **architecture,
 ) -> CVAE:
     """A CVAE whose normalization is fitted on the training split, tables shaped (events, 9)."""
-    rotations = None
-    if architecture.get("frame", "lab") == "momentum":
-        rotations = frames.momentum_frame(np.reshape(train_momenta, (-1, 3, 3)))
+    model_positions, model_momenta = model_frame_tables(
+        architecture.get("frame", "lab"), train_positions, train_momenta
+    )
     position_offset, position_variance = preprocessing.normalization_statistics(
-        position_norm, np.asarray(CVAE.to_model_frame(rotations, train_positions))
+        position_norm, model_positions
     )
     momentum_offset, momentum_variance = preprocessing.normalization_statistics(
-        momentum_norm, np.asarray(CVAE.to_model_frame(rotations, train_momenta))
+        momentum_norm, model_momenta
     )
     return CVAE(
         position_offset=position_offset,

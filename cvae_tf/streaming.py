@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from cvae_tf import alignment, data, frames, model, preprocessing
+from cvae_tf import alignment, data, model, preprocessing
 from cvae_tf.cli import UserInputError
 
 # Files together larger than this are streamed when --data_loading=auto: loaded whole, 512 MiB
@@ -189,7 +189,7 @@ class EventSource:
             positions = data.to_table(events.positions[train])
             momenta = data.to_table(events.momenta[train])
             geometry.update(positions)
-            model_positions, model_momenta = to_model_frame(frame, positions, momenta)
+            model_positions, model_momenta = model.model_frame_tables(frame, positions, momenta)
             position_statistics.update(model_positions)
             momentum_statistics.update(model_momenta)
             for part, writer in writers.items():
@@ -285,15 +285,3 @@ class PartFile:
             tf.data.experimental.AutoShardPolicy.DATA
         )
         return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
-
-
-def to_model_frame(
-    frame: str, positions: np.ndarray, momenta: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Position and momentum tables [events, 9] in the frame the model normalizes in."""
-    if frame == "lab" or not len(momenta):
-        return positions, momenta
-    rotations = frames.momentum_frame(np.reshape(momenta, (-1, 3, 3)))
-    return tuple(
-        np.asarray(model.CVAE.to_model_frame(rotations, table)) for table in (positions, momenta)
-    )

@@ -28,7 +28,7 @@ from cvae_tf.cli import UserInputError
 from cvae_tf.config import TrainConfig
 
 PREDICT_BATCH_SIZE = 8192
-EVALUATION_CHUNK_EVENTS = 8192  # test events sampled at a time (K samples of each in memory)
+EVALUATION_CHUNK_EVENTS = sampling.CHUNK_EVENTS  # test events sampled at a time (K each)
 HISTORY_FILE = "history.csv"
 BACKUP_DIR = "backup"  # keras BackupAndRestore's folder inside the partial folder
 

@@ -175,7 +175,7 @@ def frame_statistics(
     momentum_statistics = preprocessing.ColumnStatistics(model.NUM_FEATURES)
     for start in range(0, len(momenta), data.CHUNK_ROWS):
         stop = start + data.CHUNK_ROWS
-        model_positions, model_momenta = streaming.to_model_frame(
+        model_positions, model_momenta = model.model_frame_tables(
             frame, positions[start:stop], momenta[start:stop]
         )
         position_statistics.update(model_positions)
