@@ -1,4 +1,5 @@
-"""Training callbacks: early stopping on a relative improvement, and the learning-curve plots."""
+"""Training callbacks: relative early stopping and learning-rate cuts, like-for-like training
+metrics, and the learning-curve plots."""
 
 import csv
 import math
@@ -13,26 +14,48 @@ from matplotlib.ticker import MaxNLocator
 FIRST_CURVE_FILE = "learning_curve_first_10_epochs.png"
 REMAINING_CURVE_FILE = "learning_curve_remaining_epochs.png"
 
-# History key → (legend label, line style). Training and validation show the SAME quantity, the
-# reconstruction MSE, so the two curves share one y scale as the specification asks.
-_CURVES = {
-    "reconstruction": ("training reconstruction MSE (with positions, via the encoder)", "-"),
-    "val_reconstruction": (
-        "validation reconstruction MSE (without positions, z from the training latent spread)",
+# History key → (legend label, line style), per panel. In each panel training and validation show
+# the SAME quantity computed the same way (z from the training latent distribution, positions
+# only as the target), on one y scale as the specification asks; dashed beside them, the training
+# values with z from the encoder, which sees the positions.
+MSE_CURVES = {
+    "train_prior_mse": ("training sample, z from the training latent distribution", "-"),
+    "val_mse": ("validation, z from the training latent distribution", "-"),
+    "mse": ("training, z from the encoder (sees the positions)", "--"),
+}
+LOSS_CURVES = {
+    "train_prior_reconstruction": (
+        "training sample: decoder NLL, z from the training latent distribution",
         "-",
     ),
-    "unregularized_loss": ("training reconstruction + β·KL (no L1/L2 penalty)", "--"),
+    "val_reconstruction": ("validation: decoder NLL, z from the training latent distribution", "-"),
+    "unregularized_loss": ("training loss without L1/L2: NLL + β·KL, z from the encoder", "--"),
 }
+MONITOR = "val_mse"  # what early stopping and the learning-rate schedule watch
 
 
-class RelativeEarlyStopping(keras.callbacks.EarlyStopping):
+class RelativeImprovement:
+    """Mixin for keras monitor callbacks: improvement means value < best − factor·|best|."""
+
+    min_delta_factor = 0.0
+
+    def _is_improvement(self, monitor_value, reference_value):
+        if reference_value is None:
+            return True
+        reference = float(reference_value)
+        # Subtracting factor·|best| rather than multiplying by (1 − factor) keeps the threshold
+        # below the best also for a negative loss; for positive losses the two are the same.
+        return float(monitor_value) < reference - self.min_delta_factor * abs(reference)
+
+
+class RelativeEarlyStopping(RelativeImprovement, keras.callbacks.EarlyStopping):
     """Keras' EarlyStopping, but an epoch improves only if value < best·(1 − min_delta_factor)."""
 
     def __init__(
         self,
         min_delta_factor: float,
         patience: int,
-        monitor: str = "val_loss",
+        monitor: str = MONITOR,
         restore_best_weights: bool = True,
         **kwargs,
     ):
@@ -70,13 +93,40 @@ class RelativeEarlyStopping(keras.callbacks.EarlyStopping):
         )
         self.min_delta_factor = min_delta_factor
 
-    def _is_improvement(self, monitor_value, reference_value):
-        if reference_value is None:
-            return True
-        reference = float(reference_value)
-        # Subtracting factor·|best| rather than multiplying by (1 − factor) keeps the threshold
-        # below the best also for a negative loss; for positive losses the two are the same.
-        return float(monitor_value) < reference - self.min_delta_factor * abs(reference)
+
+class RelativeReduceLROnPlateau(RelativeImprovement, keras.callbacks.ReduceLROnPlateau):
+    """Keras' ReduceLROnPlateau with the relative improvement test of RelativeEarlyStopping.
+
+    Keras' min_delta is absolute, which means nothing for a loss that falls by orders of
+    magnitude on noise-free data and sits at a noise floor on noisy data; only the comparison is
+    replaced. It also logs `learning_rate` every epoch (keras does), so history.csv has it.
+    """
+
+    def __init__(self, min_delta_factor: float, patience: int, monitor: str = MONITOR, **kwargs):
+        super().__init__(monitor=monitor, mode="min", min_delta=0, patience=patience, **kwargs)
+        self.min_delta_factor = min_delta_factor
+
+
+class TrainingSampleMetrics(keras.callbacks.Callback):
+    """Adds `train_prior_<name>` logs: the test step on a fixed sample of training events.
+
+    The training step's own figures decode z from the encoder, which sees the positions; the
+    validation figures decode z from the training latent distribution. This callback measures
+    the training events the way validation is measured, so that a gap between the two curves
+    means overfitting and nothing else. Place it before the callbacks that read the logs.
+    """
+
+    def __init__(self, momenta: np.ndarray, positions: np.ndarray, batch_size: int):
+        super().__init__()
+        self.momenta, self.positions, self.batch_size = momenta, positions, batch_size
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        results = self.model.evaluate(
+            self.momenta, self.positions, batch_size=self.batch_size, verbose=0, return_dict=True
+        )
+        logs.update({f"train_prior_{name}": float(value) for name, value in results.items()})
 
 
 def learning_curve_figures(
@@ -84,19 +134,20 @@ def learning_curve_figures(
 ) -> tuple[Figure, Figure]:
     """The two learning-curve figures: epochs 1..split_epoch, and split_epoch + 1..end.
 
+    Each has two panels: the MSE of the decoder's mean (normalized units; MSE_CURVES) and the
+    decoder's negative log-likelihood per event (nats; LOSS_CURVES).
+
     Args:
-        history: Per-epoch values by log key; "reconstruction" is required unless history is
-            empty, "val_reconstruction" and "unregularized_loss" are drawn when present. NaN
-            marks an epoch without a value.
+        history: Per-epoch values by log key; "mse" is required unless history is empty, the
+            other keys of MSE_CURVES and LOSS_CURVES are drawn when present. NaN marks an epoch
+            without a value.
         split_epoch: Last epoch (1-based) of the first figure.
 
     Returns:
-        (first, remaining): matplotlib Figures, not attached to pyplot, one axes each.
+        (first, remaining): matplotlib Figures, not attached to pyplot, two axes each.
     """
-    if history and "reconstruction" not in history:
-        raise ValueError(
-            f"history needs the key 'reconstruction'; received keys: {sorted(history)}"
-        )
+    if history and "mse" not in history:
+        raise ValueError(f"history needs the key 'mse'; received keys: {sorted(history)}")
     if split_epoch < 1:
         raise ValueError(f"split_epoch must be ≥ 1; received: split_epoch={split_epoch}")
     first = _curve_figure(history, 1, split_epoch, f"Learning curves, epochs 1–{split_epoch}")
@@ -125,13 +176,24 @@ def plot_learning_curves(
 def _curve_figure(
     history: dict[str, list[float]], first_epoch: int, last_epoch: int | None, title: str
 ) -> Figure:
-    """One figure with every known curve for epochs first_epoch..last_epoch (1-based, inclusive)."""
+    """One figure, both panels, for epochs first_epoch..last_epoch (1-based, inclusive)."""
     # A bare Figure (no pyplot) needs no display and is freed with its last reference, so there
     # is no global figure registry to close.
-    figure = Figure(figsize=(8, 6), layout="constrained")
-    axes = figure.add_subplot()
+    figure = Figure(figsize=(8, 10), layout="constrained")
+    figure.suptitle(title)
+    mse_axes, loss_axes = figure.subplots(2, 1, sharex=True)
+    for axes, curves, quantity in (
+        (mse_axes, MSE_CURVES, "MSE of the decoder mean (normalized units)"),
+        (loss_axes, LOSS_CURVES, "negative log-likelihood per event (nats)"),
+    ):
+        _curve_panel(axes, history, curves, quantity, first_epoch, last_epoch)
+    loss_axes.set_xlabel("epoch (1 = first)")
+    return figure
+
+
+def _curve_panel(axes, history, curves, quantity: str, first_epoch: int, last_epoch) -> None:
     plotted = []
-    for key, (label, style) in _CURVES.items():
+    for key, (label, style) in curves.items():
         values = np.asarray(history.get(key, []), dtype=float)
         end = len(values) if last_epoch is None else min(last_epoch, len(values))
         if end < first_epoch:
@@ -140,8 +202,6 @@ def _curve_figure(
         window = values[first_epoch - 1 : end]
         axes.plot(epochs, window, style, marker="o", markersize=3, label=f"{label} [{key}]")
         plotted.append(window)
-    axes.set_title(title)
-    axes.set_xlabel("epoch (1 = first)")
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     if not plotted:
         axes.text(
@@ -154,18 +214,16 @@ def _curve_figure(
         )
         axes.set_xticks([])
         axes.set_yticks([])
-        return figure
+        return
     finite = np.concatenate(plotted)
     finite = finite[np.isfinite(finite)]
     # Log scale shows both the fast first drop and the slow tail, but only for positive values.
     log_scale = finite.size > 0 and bool(np.all(finite > 0))
     if log_scale:
         axes.set_yscale("log")
-    axes.set_ylabel("reconstruction MSE (normalized units)" + (", log scale" if log_scale else ""))
-    # Below the axes: the long labels would hide the curves inside them.
-    axes.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.12))
+    axes.set_ylabel(quantity + (", log scale" if log_scale else ""))
+    axes.legend(fontsize="small")
     axes.grid(True, alpha=0.3)
-    return figure
 
 
 class LearningCurves(keras.callbacks.Callback):

@@ -30,6 +30,7 @@ RESUMABLE_CHANGES = (
     "num_display_samples",
     "num_samples",
     "select",
+    "recalibrate",
 )
 
 
@@ -56,14 +57,19 @@ class TrainConfig:
     steps_per_execution: int = 32  # batches per compiled call: amortizes keras' per-step overhead
     jit_compile: bool = True  # XLA-compile the train, test and predict steps
     epochs: int = 300  # maximum; early stopping usually ends sooner
+    min_epoch_steps: int = 100  # an epoch is at least this many optimizer steps (small data)
     patience: int = 25  # epochs without relative improvement before stopping
     min_delta_factor: float = 1e-3  # improvement means val < best·(1 − factor)
-    beta: float = 1e-4  # weight of the KL term (see README: calibration on noisy data)
+    lr_patience: int = 8  # epochs without improvement before the learning rate is cut
+    lr_factor: float = 0.5  # the cut: learning rate × factor
+    min_learning_rate: float = 1e-6  # the learning rate is never cut below this
+    beta: float = 1.0  # weight of the KL term: 1 = the standard VAE (negative ELBO per event)
+    nll_beta: float = 0.0  # β-NLL power of the decoder variance weighting its NLL gradient
     l1: float = 0.0  # weight of Σ|w| over Dense kernels
     l2: float = 0.0  # weight of Σw² over Dense kernels
     position_norm: str = "standard"
     momentum_norm: str = "standard"
-    latent_prior: str = "encoder_means"
+    latent_prior: str = "aggregate_posterior"
     frame: str = "momentum"  # train and predict in the frame the momenta define
     center: str = "none"  # com: make the target positions centre-of-mass relative
     align_positions: bool = False  # rotate each event's positions into its momenta's frame
@@ -74,6 +80,7 @@ class TrainConfig:
     overwrite: bool = False  # replace a finished (or unfinished) run of the same name
     num_display_samples: int = 3
     num_samples: int = 32  # latent samples per test event in the evaluation
+    recalibrate: bool = True  # scale the decoder's spread to the validation residuals
     select: str = "none"  # point prediction: sample mean, or the energy-selected sample
 
     def resolved_run_name(self) -> str:
@@ -118,9 +125,22 @@ _HELP = {
     "amortizes keras' per-step overhead, callbacks see batches in groups of this size.",
     "jit_compile": "XLA-compile the training, validation and prediction steps.",
     "epochs": "Maximum number of epochs (early stopping usually ends sooner).",
-    "patience": "Epochs without a relative improvement of the validation loss before stopping.",
-    "min_delta_factor": "Relative improvement an epoch needs: val_loss < best·(1 − factor).",
-    "beta": "Weight β of the KL divergence in the loss (β = 1: the standard VAE).",
+    "min_epoch_steps": "Optimizer steps an epoch has at least: a training part smaller than "
+    "min_epoch_steps batches is repeated (reshuffled each pass) to fill the epoch, so patience "
+    "and the learning-rate schedule count about as many steps on 1,000 events as on 50,000.",
+    "patience": "Epochs without a relative improvement of the validation MSE (val_mse) before "
+    "stopping; the best epoch's weights are restored.",
+    "min_delta_factor": "Relative improvement an epoch needs: val_mse < best·(1 − factor).",
+    "lr_patience": "Epochs without a relative improvement of val_mse before the learning rate "
+    "is multiplied by --lr_factor (keras ReduceLROnPlateau); 0 turns the schedule off.",
+    "lr_factor": "Factor in (0, 1) the learning rate is multiplied by on a plateau.",
+    "min_learning_rate": "Lower bound of the learning rate on plateaus.",
+    "beta": "Weight β of the KL divergence in the loss. Both terms are per event: the decoder's "
+    "Gaussian negative log-likelihood summed over the 9 coordinates, the KL summed over the "
+    "latent dimensions, so β = 1 is the standard VAE (the negative evidence lower bound).",
+    "nll_beta": "β-NLL (Seitzer et al. 2022): weight each coordinate's NLL gradient by its "
+    "decoder variance^nll_beta (stop-gradient); 0 = the plain Gaussian likelihood, 0.5 keeps a "
+    "learned variance from slowing the fit of the mean.",
     "l1": "Weight λ₁ of the L1 penalty Σ|w| over the Dense kernels.",
     "l2": "Weight λ₂ of the L2 penalty Σw² over the Dense kernels.",
     "position_norm": "Normalization of positions, fitted on the training split.",
@@ -142,8 +162,12 @@ _HELP = {
     "overwrite": "Replace the run folder --run_name, or its unfinished partial folder; the old "
     "run stays in place until the new one is complete.",
     "num_display_samples": "Random test events shown as a real-vs-predicted table.",
-    "num_samples": "Latent samples K per test event: the report gives their mean, per-coordinate "
-    "spread and how often the truth falls in the central 68 % and 95 % intervals.",
+    "num_samples": "Latent samples K per test event: the report gives the predictive mean and "
+    "spread (latent draws and the decoder's own variance), how often the truth falls in the "
+    "central 50, 68, 90 and 95 % intervals, and the CRPS.",
+    "recalibrate": "After training, scale the decoder's spread so that the validation split's "
+    "residuals match the predictive variance (saved in the model; --norecalibrate keeps the "
+    "learned spread).",
     "select": "Point prediction from the K samples: none = their mean; energy = the sample whose "
     "potential energy best matches the measured kinetic energy.",
 }
@@ -202,10 +226,11 @@ def validate(config: TrainConfig) -> TrainConfig:
         "epochs",
         "num_samples",
         "shuffle_buffer",
+        "min_epoch_steps",
     ):
         if getattr(config, name) < 1:
             raise UserInputError(f"--{name}={getattr(config, name)}; expected an integer ≥ 1")
-    for name in ("patience", "num_display_samples", "latent_dim"):
+    for name in ("patience", "num_display_samples", "latent_dim", "lr_patience"):
         if getattr(config, name) < 0:
             raise UserInputError(f"--{name}={getattr(config, name)}; expected an integer ≥ 0")
     if not config.learning_rate > 0:
@@ -214,7 +239,13 @@ def validate(config: TrainConfig) -> TrainConfig:
         raise UserInputError(
             f"--learning_rate={config.learning_rate}; expected a finite number > 0"
         )
-    for name in ("beta", "l1", "l2"):
+    if not 0 < config.lr_factor < 1:
+        raise UserInputError(f"--lr_factor={config.lr_factor}; expected a number in (0, 1)")
+    if not 0 <= config.min_learning_rate < math.inf:
+        raise UserInputError(
+            f"--min_learning_rate={config.min_learning_rate}; expected a finite number ≥ 0"
+        )
+    for name in ("beta", "l1", "l2", "nll_beta"):
         if not getattr(config, name) >= 0:
             raise UserInputError(f"--{name}={getattr(config, name)}; expected a number ≥ 0")
         if not math.isfinite(getattr(config, name)):

@@ -6,10 +6,13 @@ import keras
 import numpy as np
 from keras import ops
 
-from cvae_tf import frames, preprocessing
+from cvae_tf import calibration, frames, preprocessing
 
 NUM_FEATURES = 9  # 3 atoms × 3 axes, atom-major.
 LATENT_PRIORS = ("encoder_means", "aggregate_posterior")
+# Soft floor of the decoder's log-variance (normalized units): σ ≥ e^(−12.5) ≈ 4·10⁻⁶.
+MIN_LOG_VARIANCE = -25.0
+LOG_2PI = math.log(2.0 * math.pi)
 
 
 def hidden_layer_sizes(hidden_dim: int, num_layers: int) -> list[int]:
@@ -58,9 +61,10 @@ class CVAE(keras.Model):
         beta: float = 1.0,
         l1: float = 0.0,
         l2: float = 0.0,
-        latent_prior: str = "encoder_means",
+        latent_prior: str = "aggregate_posterior",
         frame: str = "lab",
         seed: int = 0,
+        nll_beta: float = 0.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -75,7 +79,7 @@ class CVAE(keras.Model):
             latent_dim,
         )
         self.activation_name = activation
-        self.beta, self.l1, self.l2 = beta, l1, l2
+        self.beta, self.l1, self.l2, self.nll_beta = beta, l1, l2, nll_beta
         self.latent_prior, self.seed = latent_prior, seed
         self._statistics = {
             "position_offset": np.asarray(position_offset, dtype=np.float64).tolist(),
@@ -102,6 +106,10 @@ class CVAE(keras.Model):
         )
         self.decoder_layers = _mlp(sizes[::-1], activation, "decoder")
         self.position_layer = keras.layers.Dense(NUM_FEATURES, name="decoder_positions")
+        # The decoder is a Gaussian p(positions | z, momenta) = N(mean, diag σ²) with a learned,
+        # per-event (heteroscedastic) variance, so that the reconstruction term is a true
+        # negative log-likelihood and β = 1 is the evidence lower bound (Rybkin et al. 2021).
+        self.log_variance_layer = keras.layers.Dense(NUM_FEATURES, name="decoder_position_log_var")
         self.seed_generator = keras.random.SeedGenerator(seed, name="latent_sampler")
 
         # Under tf.distribute these are mirrored variables that every replica's step updates
@@ -139,12 +147,20 @@ class CVAE(keras.Model):
             name="latent_count",
         )
 
-        self.total_tracker = keras.metrics.Mean(name="loss")
-        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
-        self.kl_tracker = keras.metrics.Mean(name="kl")
-        self.l1_tracker = keras.metrics.Mean(name="l1")
-        self.l2_tracker = keras.metrics.Mean(name="l2")
-        self.unregularized_tracker = keras.metrics.Mean(name="unregularized_loss")
+        # Recalibration (fit_spread_scale): per model-frame coordinate, the factor the decoder's
+        # standard deviation is multiplied by wherever the model samples or reports a spread.
+        self.spread_scale = self.add_weight(
+            shape=(NUM_FEATURES,),
+            initializer="ones",
+            trainable=False,
+            aggregation="only_first_replica",
+            name="spread_scale",
+        )
+
+        self.trackers = {
+            name: keras.metrics.Mean(name=name)
+            for name in ("loss", "reconstruction", "kl", "l1", "l2", "unregularized_loss", "mse")
+        }
         self.build((None, NUM_FEATURES))
 
     def build(self, input_shape):
@@ -160,6 +176,7 @@ class CVAE(keras.Model):
         for head in self.latent_heads:
             head.build((None, self.encoder_layers[-1].units))
         self.position_layer.build((None, self.decoder_layers[-1].units))
+        self.log_variance_layer.build((None, self.decoder_layers[-1].units))
         for layer in (self.normalize_positions, self.denormalize_positions):
             layer.build((None, NUM_FEATURES))
         self.normalize_momenta.build((None, NUM_FEATURES))
@@ -168,14 +185,7 @@ class CVAE(keras.Model):
     @property
     def metrics(self):
         # Listed so that keras resets them at each epoch and `evaluate`.
-        return [
-            self.total_tracker,
-            self.reconstruction_tracker,
-            self.kl_tracker,
-            self.l1_tracker,
-            self.l2_tracker,
-            self.unregularized_tracker,
-        ]
+        return list(self.trackers.values())
 
     def get_config(self):
         return {
@@ -191,6 +201,7 @@ class CVAE(keras.Model):
             "latent_prior": self.latent_prior,
             "frame": self.frame,
             "seed": self.seed,
+            "nll_beta": self.nll_beta,
         }
 
     # Frames: tables [batch, 9] in the caller's frame to the model's, and back.
@@ -230,11 +241,22 @@ class CVAE(keras.Model):
         return latent_mean_layer(hidden), latent_log_var_layer(hidden)
 
     def decode(self, latent, normalized_momenta):
-        """p(positions | z, momenta): the normalized positions [batch, 9]."""
+        """The decoder's mean: normalized positions [batch, 9] in the model's frame."""
+        return self.decode_gaussian(latent, normalized_momenta)[0]
+
+    def decode_gaussian(self, latent, normalized_momenta):
+        """p(positions | z, momenta): (mean, log-variance) [batch, 9] each, normalized units.
+
+        The log-variance has a soft floor at MIN_LOG_VARIANCE (σ ≈ 4·10⁻⁶ normalized units, far
+        below any error the network reaches) that keeps its gradient, unlike a hard clip.
+        """
         hidden = ops.concatenate([latent, normalized_momenta], axis=-1)
         for layer in self.decoder_layers:
             hidden = layer(hidden)
-        return self.position_layer(hidden)
+        log_variance = MIN_LOG_VARIANCE + ops.softplus(
+            self.log_variance_layer(hidden) - MIN_LOG_VARIANCE
+        )
+        return self.position_layer(hidden), log_variance
 
     # Raw units in and out: what users and the exported SavedModel see.
 
@@ -263,16 +285,62 @@ class CVAE(keras.Model):
         return self.latent_mean + self.latent_std * noise
 
     def decode_positions(self, momenta, latent):
-        """Positions (bohr) [batch, 9] from raw momenta (a.u.) [batch, 9] and given latents."""
+        """The decoder's mean positions (bohr) [batch, 9] for raw momenta (a.u.) and latents."""
+        return self.decode_moments(momenta, latent)[0]
+
+    def decode_moments(self, momenta, latent):
+        """The decoder's (mean, variance) of positions given raw momenta (a.u.) and latents.
+
+        Both [batch, 9] in the caller's frame: the mean in bohr, the variance per coordinate in
+        bohr² (the diagonal of the model-frame covariance rotated back), with the recalibrated
+        spread (`spread_scale`).
+        """
+        rotations, mean, std = self._decoder_output(momenta, latent)
+        variance = ops.square(std) * self.position_scale()
+        mean = self.to_model_frame(rotations, self.denormalize_positions(mean), back=True)
+        if rotations is not None:  # diag(Rᵀ·diag(v)·R)_i = Σ_j R_ji²·v_j
+            variance = self.to_model_frame(ops.square(rotations), variance, back=True)
+        return mean, variance
+
+    def _decoder_output(self, momenta, latent):
+        """(rotations, mean, std): the decoder's Gaussian in the model frame, normalized units."""
+        momenta = ops.convert_to_tensor(momenta, dtype=self.compute_dtype)
         rotations = self.frame_rotations(momenta)
         normalized_momenta = self.normalize_momenta(self.to_model_frame(rotations, momenta))
-        positions = self.denormalize_positions(self.decode(latent, normalized_momenta))
-        return self.to_model_frame(rotations, positions, back=True)
+        mean, log_variance = self.decode_gaussian(latent, normalized_momenta)
+        return rotations, mean, ops.exp(0.5 * log_variance) * self.spread_scale
+
+    def sample_moments(self, momenta):
+        """One latent draw per event: decoder mean (bohr) and variance (bohr²), [batch, 18].
+
+        The two [batch, 9] tables side by side (one tensor, so that it is one SavedModel output
+        and one compiled call); `sampling.posterior_moments` makes K of them a mixture.
+        """
+        momenta = ops.convert_to_tensor(momenta, dtype=self.compute_dtype)
+        mean, variance = self.decode_moments(momenta, self.sample_latent(ops.shape(momenta)[0]))
+        return ops.concatenate([mean, variance], axis=-1)
+
+    def position_scale(self):
+        """Bohr² per normalized unit² of each model-frame position coordinate, [9]."""
+        # What keras' Normalization(invert=True) multiplies by: max(√variance, ε).
+        scale = ops.maximum(
+            ops.sqrt(ops.reshape(self.denormalize_positions.variance, (-1,))),
+            keras.backend.epsilon(),
+        )
+        return ops.square(scale)
 
     def call(self, momenta, training=False):
-        """One sample of positions (bohr) [batch, 9] given raw momenta (a.u.) [batch, 9]."""
+        """One posterior sample of positions (bohr) [batch, 9] given raw momenta (a.u.) [batch, 9].
+
+        z from the training latent distribution, then a draw from the decoder's Gaussian (in the
+        model's frame, where its covariance is diagonal).
+        """
         momenta = ops.convert_to_tensor(momenta, dtype=self.compute_dtype)
-        return self.decode_positions(momenta, self.sample_latent(ops.shape(momenta)[0]))
+        latent = self.sample_latent(ops.shape(momenta)[0])
+        rotations, mean, std = self._decoder_output(momenta, latent)
+        noise = self.standard_normal(ops.shape(mean), dtype=self.compute_dtype)
+        positions = self.denormalize_positions(mean + std * noise)
+        return self.to_model_frame(rotations, positions, back=True)
 
     # Training.
 
@@ -289,16 +357,25 @@ class CVAE(keras.Model):
             *self.latent_heads,
             *self.decoder_layers,
             self.position_layer,
+            self.log_variance_layer,
         ]
 
     def compute_losses(self, momenta, positions, global_batch_size=None, num_replicas=1):
-        """One batch's loss terms: (total, reconstruction, kl, l1, l2, (latent mean, log-var)).
+        """One batch's named loss terms, per event, and the posterior (latent mean, log-var).
+
+        `reconstruction` is the Gaussian decoder's negative log-likelihood of the positions,
+        summed over the 9 coordinates (nats, normalized units); `kl` is KL(q(z|x) ‖ N(0, I))
+        summed over the latent dimensions; so `reconstruction + kl` (β = 1) is the negative
+        evidence lower bound of one event. `mse` is the squared error of the decoder's mean per
+        coordinate (normalized units), tracked, not optimized. With `nll_beta` > 0 the gradient
+        of each coordinate's log-likelihood is weighted by its stop-gradient variance^nll_beta
+        (β-NLL, Seitzer et al. 2022); the value reported stays the plain NLL.
 
         Under a tf.distribute strategy the batch is one replica's share of a global batch of
-        `global_batch_size` events spread over `num_replicas` replicas. Total, reconstruction and
-        kl are then this replica's shares, which add up over the replicas to the global batch's
-        values (`tf.nn.compute_average_loss`'s convention; exact even for uneven or empty
-        shares), so the gradients that the optimizer sums over replicas are the global batch's.
+        `global_batch_size` events spread over `num_replicas` replicas. The terms are then this
+        replica's shares, which add up over the replicas to the global batch's values
+        (`tf.nn.compute_average_loss`'s convention; exact even for uneven or empty shares), so
+        the gradients that the optimizer sums over replicas are the global batch's.
         """
         batch_mean = _batch_mean(global_batch_size)
         normalized_momenta, normalized_positions = self._normalized_inputs(momenta, positions)
@@ -306,28 +383,32 @@ class CVAE(keras.Model):
             latent_mean, latent_log_var = self.encode(normalized_positions, normalized_momenta)
             noise = self.standard_normal(ops.shape(latent_mean))
             latent = latent_mean + ops.exp(0.5 * latent_log_var) * noise
-            kl = batch_mean(
-                -0.5
-                * ops.sum(
-                    1.0 + latent_log_var - ops.square(latent_mean) - ops.exp(latent_log_var),
-                    axis=-1,
-                )
-            )
+            kl = batch_mean(gaussian_kl(latent_mean, latent_log_var))
         else:
             latent = latent_mean = latent_log_var = ops.zeros((ops.shape(momenta)[0], 0))
             kl = ops.zeros(())
-        reconstruction = batch_mean(
-            ops.square(normalized_positions - self.decode(latent, normalized_momenta))
-        )
+        mean, log_variance = self.decode_gaussian(latent, normalized_momenta)
+        per_coordinate = gaussian_nll(normalized_positions, mean, log_variance, summed=False)
+        reconstruction = batch_mean(ops.sum(per_coordinate, axis=-1))
+        objective = reconstruction
+        if self.nll_beta:
+            weight = ops.stop_gradient(ops.exp(self.nll_beta * log_variance))
+            objective = batch_mean(ops.sum(weight * per_coordinate, axis=-1))
         l1, l2 = self.kernel_norms()
         # The regularization is the same on every replica: each adds its share.
-        total = (
-            reconstruction
+        terms = {
+            "loss": objective
             + self.beta * kl
             + (self.l1 / num_replicas) * l1
-            + (self.l2 / num_replicas) * l2
-        )
-        return total, reconstruction, kl, l1, l2, (latent_mean, latent_log_var)
+            + (self.l2 / num_replicas) * l2,
+            "reconstruction": reconstruction,
+            "kl": kl,
+            "l1": l1,
+            "l2": l2,
+            "unregularized_loss": reconstruction + self.beta * kl,
+            "mse": batch_mean(ops.square(normalized_positions - mean)),
+        }
+        return terms, (latent_mean, latent_log_var)
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         # Under a strategy, keras 3.15's TensorFlow trainer reduces a whole input batch across
@@ -349,48 +430,47 @@ class CVAE(keras.Model):
         replicas, _, global_batch_size = _replica_rows(ops.shape(momenta)[0])
         num_replicas = replicas.num_replicas_in_sync if replicas else 1
         with tf.GradientTape() as tape:
-            total, reconstruction, kl, l1, l2, posterior = self.compute_losses(
+            terms, posterior = self.compute_losses(
                 momenta, positions, global_batch_size, num_replicas
             )
-        gradients = tape.gradient(total, self.trainable_weights)
+        gradients = tape.gradient(terms["loss"], self.trainable_weights)
         # Under tf.distribute keras' optimizer sums the replicas' gradients before applying them.
         self.optimizer.apply(gradients, self.trainable_weights)
         if self.latent_dim:
             self.accumulate_latent_statistics(*posterior)
         if replicas:  # the trackers follow the global batch, as on one device
-            total, reconstruction, kl = replicas.all_reduce("sum", [total, reconstruction, kl])
-        return _step_logs(self._update_trackers(total, reconstruction, kl, l1, l2))
+            for name in ("loss", "reconstruction", "kl", "unregularized_loss", "mse"):
+                terms[name] = replicas.all_reduce("sum", terms[name])
+        return _step_logs(self._update_trackers(terms))
 
     def test_step(self, data):
-        # Positions are only the target here: the prediction sees momenta alone.
+        """Validation as at test time: positions are only the target, z from the training prior.
+
+        `loss` and `reconstruction` are the decoder's negative log-likelihood per event at one
+        latent draw, `mse` the squared error of its mean per coordinate (normalized units).
+        """
         momenta, positions = data
         replicas, _, global_batch_size = _replica_rows(ops.shape(momenta)[0])
         normalized_momenta, normalized_positions = self._normalized_inputs(momenta, positions)
-        predicted = self.decode(self.sample_latent(ops.shape(momenta)[0]), normalized_momenta)
+        latent = self.sample_latent(ops.shape(momenta)[0])
+        mean, log_variance = self.decode_gaussian(latent, normalized_momenta)
+        log_variance = log_variance + 2.0 * ops.log(self.spread_scale)
         batch_mean = _batch_mean(global_batch_size)
-        reconstruction = batch_mean(ops.square(normalized_positions - predicted))
+        terms = {
+            "reconstruction": batch_mean(gaussian_nll(normalized_positions, mean, log_variance)),
+            "mse": batch_mean(ops.square(normalized_positions - mean)),
+        }
         if replicas:
-            reconstruction = replicas.all_reduce("sum", reconstruction)
-        self.total_tracker.update_state(reconstruction)
-        self.reconstruction_tracker.update_state(reconstruction)
-        return _step_logs(
-            {
-                "loss": self.total_tracker.result(),
-                "reconstruction": self.reconstruction_tracker.result(),
-            }
-        )
+            terms = dict(zip(terms, replicas.all_reduce("sum", list(terms.values())), strict=True))
+        terms["loss"] = terms["reconstruction"]
+        for name, value in terms.items():
+            self.trackers[name].update_state(value)
+        return _step_logs({name: self.trackers[name].result() for name in terms})
 
-    def _update_trackers(self, total, reconstruction, kl, l1, l2):
-        for tracker, value in (
-            (self.total_tracker, total),
-            (self.reconstruction_tracker, reconstruction),
-            (self.kl_tracker, kl),
-            (self.l1_tracker, l1),
-            (self.l2_tracker, l2),
-            (self.unregularized_tracker, reconstruction + self.beta * kl),
-        ):
-            tracker.update_state(value)
-        return {tracker.name: tracker.result() for tracker in self.metrics}
+    def _update_trackers(self, terms):
+        for name, tracker in self.trackers.items():
+            tracker.update_state(terms[name])
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
 
     # The training latent distribution.
 
@@ -437,6 +517,61 @@ class CVAE(keras.Model):
             normalized_momenta, normalized_positions = self._normalized_inputs(momenta, positions)
             latent_mean, latent_log_var = self.encode(normalized_positions, normalized_momenta)
             self.accumulate_latent_statistics(latent_mean, latent_log_var)
+
+    # Recalibration of the decoder's spread.
+
+    def fit_spread_scale_from(self, batches, num_samples: int = 32) -> np.ndarray:
+        """Sets `spread_scale` so the predictive spread matches the residuals of `batches`.
+
+        For (momenta, positions) batches [n, 9] of a split the model never trained on (the
+        validation split), K latent draws per event give, per model-frame coordinate in
+        normalized units, the predictive mean m (mean of the decoder means), the latent part
+        of the variance a (their variance) and the decoder's b (its mean variance); the scale
+        s solves mean((x − m)²/(a + s²·b)) = 1, the maximum-likelihood "σ scaling" of a
+        Gaussian predictive (calibration.spread_scale). Returns s [9].
+        """
+        residual_squared, latent_variance, decoder_variance = [], [], []
+        for momenta, positions in batches:
+            normalized_momenta, normalized_positions = self._normalized_inputs(
+                ops.convert_to_tensor(momenta, dtype=self.compute_dtype),
+                ops.convert_to_tensor(positions, dtype=self.compute_dtype),
+            )
+            means, variances = [], []
+            for _ in range(num_samples):
+                latent = self.sample_latent(ops.shape(normalized_momenta)[0])
+                mean, log_variance = self.decode_gaussian(latent, normalized_momenta)
+                means.append(ops.convert_to_numpy(mean).astype(np.float64))
+                variances.append(np.exp(ops.convert_to_numpy(log_variance).astype(np.float64)))
+            means = np.stack(means)
+            target = ops.convert_to_numpy(normalized_positions).astype(np.float64)
+            residual_squared.append(np.square(target - means.mean(axis=0)))
+            latent_variance.append(means.var(axis=0))
+            decoder_variance.append(np.mean(variances, axis=0))
+        scale = calibration.spread_scale(
+            np.concatenate(residual_squared),
+            np.concatenate(latent_variance),
+            np.concatenate(decoder_variance),
+        )
+        self.spread_scale.assign(scale.astype(np.float32))
+        return scale
+
+
+def gaussian_nll(targets, mean, log_variance, summed: bool = True):
+    """−log N(targets; mean, exp(log_variance)) per event, summed over the last axis (nats).
+
+    With `summed=False`, per coordinate: ½·[(x − μ)²/σ² + log σ² + log 2π].
+    """
+    per_coordinate = 0.5 * (
+        ops.square(targets - mean) * ops.exp(-log_variance) + log_variance + LOG_2PI
+    )
+    return ops.sum(per_coordinate, axis=-1) if summed else per_coordinate
+
+
+def gaussian_kl(latent_mean, latent_log_var):
+    """KL(N(μ, σ²) ‖ N(0, 1)) per event, summed over the latent dimensions (nats)."""
+    return -0.5 * ops.sum(
+        1.0 + latent_log_var - ops.square(latent_mean) - ops.exp(latent_log_var), axis=-1
+    )
 
 
 def _multi_replica_context():

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from absl import flags
 
@@ -32,9 +33,10 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_integer(
         "num_samples",
         1,
-        "Latent samples K per event; above 1 the output holds the point prediction (see "
-        "--select) under the position column names and the samples' standard deviation as "
-        "<column>_std. Default: 1.",
+        "Latent samples K per event; 1 writes one posterior draw per event; above 1 the output "
+        "holds the point prediction of the predictive mixture of K latent draws (its mean, or "
+        "see --select) under the position column names and its standard deviation (latent "
+        "spread and the decoder's own, recalibrated) as <column>_std. Default: 1.",
         flag_values=flag_values,
     )
     flags.DEFINE_enum(
@@ -67,16 +69,36 @@ def predict_file(
     run_config = run_folder.check_complete(model_dir)
     momenta_table = data.read_columns(input_path, run_config["momentum_columns"])
     serving = export.load_saved_model(model_dir / export.SAVED_MODEL_DIR)
-    samples = sampling.posterior_samples(serving.serve, momenta_table, num_samples)
-    predicted = sampling.point_prediction(samples, momenta_table, select)
     position_columns = run_config["position_columns"]
-    columns = dict(zip(position_columns, predicted.T, strict=True))
-    if num_samples > 1:
-        columns.update(
-            zip([f"{name}_std" for name in position_columns], samples.std(axis=0).T, strict=True)
-        )
+    if num_samples == 1:  # one posterior draw per event
+        predicted = sampling.posterior_samples(serving.serve, momenta_table, 1)[0]
+        columns = dict(zip(position_columns, predicted.T, strict=True))
+    else:  # the predictive mixture of K latent draws: its mean (or energy pick) and spread
+        columns = _mixture_columns(serving, momenta_table, num_samples, select, position_columns)
     data.write_csv_atomically(output_path, pd.DataFrame(columns))
     return len(momenta_table)
+
+
+def _mixture_columns(serving, momenta_table, num_samples, select, position_columns) -> dict:
+    def moments_once(momenta):
+        both = serving.moments(momenta).numpy()
+        return both[:, :9], both[:, 9:]
+
+    predicted, spread = [], []
+    # Seeded: the same model and input give the same file.
+    rng = np.random.default_rng(0)
+    for rows, mean, std, draws in sampling.predictive_chunks(
+        moments_once, momenta_table, num_samples, rng
+    ):
+        predicted.append(
+            sampling.select_by_energy(draws, momenta_table[rows]) if select == "energy" else mean
+        )
+        spread.append(std)
+    columns = dict(zip(position_columns, np.concatenate(predicted).T, strict=True))
+    columns.update(
+        zip([f"{name}_std" for name in position_columns], np.concatenate(spread).T, strict=True)
+    )
+    return columns
 
 
 def execute(flag_values: flags.FlagValues) -> None:

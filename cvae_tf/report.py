@@ -30,12 +30,21 @@ _REPORT_GROUPS = (
         ],
     ),
     (
-        "Posterior samples (intervals: sample mean ± 1 and ± 1.96 sample spreads)",
+        "Predictive distribution (K latent draws, each the decoder's Gaussian; central intervals "
+        "mean ± z·spread)",
         [
             ("num_samples", "latent samples per event", ""),
             ("mean_spread_bohr", "mean per-coordinate spread", "bohr"),
+            ("coverage_50", "truth inside the 50 % interval", "(nominal 0.500)"),
             ("coverage_68", "truth inside the 68 % interval", "(nominal 0.683)"),
+            ("coverage_90", "truth inside the 90 % interval", "(nominal 0.900)"),
             ("coverage_95", "truth inside the 95 % interval", "(nominal 0.950)"),
+            *[
+                (f"coverage_{level}_spread_bin_{bin_}", f"  {level} %, {which} third of spread", "")
+                for level in ("68", "95")
+                for bin_, which in ((1, "smallest"), (2, "middle"), (3, "largest"))
+            ],
+            ("crps_bohr", "CRPS, mean over coordinates", "bohr"),
             ("sample_mean_per_atom_error_bohr", "per-atom error, sample mean", "bohr"),
             ("energy_selected_per_atom_error_bohr", "per-atom error, energy-selected", "bohr"),
             ("sample_mean_energy_diff_1_median", "EnergyDiff₁ median, sample mean", ""),
@@ -101,7 +110,12 @@ def format_report(metrics: dict) -> str:
         for key, description, unit in present:
             lines.append(f"  {description:<{width}}  {format_number(metrics[key])} {unit}".rstrip())
             shown.add(key)
-    others = [key for key in metrics if key not in shown]
+    # Tables (the calibration curve, the spread scale) go to metrics.json, not the text.
+    others = [
+        key
+        for key in metrics
+        if key not in shown and isinstance(metrics[key], int | float | np.number)
+    ]
     if others:
         lines.append("Other:")
         lines.extend(f"  {key:<{width}}  {format_number(metrics[key])}" for key in others)

@@ -1,6 +1,7 @@
-"""Posterior sampling: K latent draws per event, their summary, and the physics selection."""
+"""Posterior sampling: K latent draws per event, the predictive mixture they make, its summary,
+and the physics selection."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -28,6 +29,87 @@ def posterior_samples(
         predicted = np.asarray(sample_once(np.tile(chunk, (num_samples, 1))))
         chunks.append(predicted.reshape(num_samples, len(chunk), -1))
     return np.concatenate(chunks, axis=1).astype(np.float64)
+
+
+def compiled_moments(cvae, batch_size: int, jit_compile: bool = True) -> Callable:
+    """A numpy function: momenta [n, 9] → (means, variances) [n, 9] of one latent draw each.
+
+    `cvae.sample_moments` compiled once with tf.function (XLA if `jit_compile`), applied to
+    `batch_size` rows at a time.
+    """
+    import tensorflow as tf  # tf.function is TensorFlow's
+
+    compiled = tf.function(cvae.sample_moments, jit_compile=jit_compile, reduce_retracing=True)
+
+    def moments_once(momenta_table):
+        outputs = [
+            np.asarray(compiled(momenta_table[start : start + batch_size]))
+            for start in range(0, len(momenta_table), batch_size)
+        ]
+        both = np.concatenate(outputs)
+        return both[:, :9], both[:, 9:]
+
+    return moments_once
+
+
+def posterior_moments(
+    moments_once: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+    momenta_table: np.ndarray,
+    num_samples: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The decoder's means (bohr) and variances (bohr²) [num_samples, events, 9] of K draws.
+
+    Args:
+      moments_once: maps momenta [n, 9] to one latent draw's decoder (mean, variance) per row,
+        such as `compiled_moments(cvae)` or a SavedModel's `moments` endpoint split in two.
+      momenta_table: raw momenta, float, [events, 9].
+      num_samples: K ≥ 1 latent draws per event.
+    """
+    chunk = np.asarray(momenta_table, dtype=np.float32)
+    means, variances = moments_once(np.tile(chunk, (num_samples, 1)))
+    shape = (num_samples, len(chunk), -1)
+    return (
+        np.reshape(means, shape).astype(np.float64),
+        np.reshape(variances, shape).astype(np.float64),
+    )
+
+
+def mixture_summary(means: np.ndarray, variances: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation [events, 9] of the equal mixture of K Gaussians.
+
+    Mean = mean of the means; variance = variance of the means (what the latent draws spread)
+    + mean of the variances (the decoder's own spread), the law of total variance.
+    """
+    return means.mean(axis=0), np.sqrt(means.var(axis=0) + variances.mean(axis=0))
+
+
+def draw_samples(
+    means: np.ndarray, variances: np.ndarray, rng: np.random.Generator, num_samples: int
+) -> np.ndarray:
+    """`num_samples` draws [num_samples, events, 9] from the mixture: a component, then noise."""
+    components = rng.integers(0, len(means), size=(num_samples, means.shape[1]))
+    rows = np.arange(means.shape[1])
+    chosen_means, chosen_variances = means[components, rows], variances[components, rows]
+    return chosen_means + np.sqrt(chosen_variances) * rng.standard_normal(chosen_means.shape)
+
+
+def predictive_chunks(
+    moments_once: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+    momenta_table: np.ndarray,
+    num_samples: int,
+    rng: np.random.Generator,
+) -> Iterator[tuple[slice, np.ndarray, np.ndarray, np.ndarray]]:
+    """(rows, mean, std, draws) of the predictive mixture, CHUNK_EVENTS events at a time.
+
+    K = num_samples latent draws per event make the mixture (mixture_summary); `draws` are
+    max(K, 2) samples of it [draws, rows, 9], for the CRPS and the energy selection. Memory
+    holds K draws of one chunk.
+    """
+    for start in range(0, len(momenta_table), CHUNK_EVENTS):
+        rows = slice(start, start + CHUNK_EVENTS)
+        means, variances = posterior_moments(moments_once, momenta_table[rows], num_samples)
+        mean, std = mixture_summary(means, variances)
+        yield rows, mean, std, draw_samples(means, variances, rng, max(num_samples, 2))
 
 
 def select_by_energy(samples: np.ndarray, momenta_table: np.ndarray) -> np.ndarray:

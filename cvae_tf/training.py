@@ -11,6 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from cvae_tf import (
+    calibration,
     callbacks,
     data,
     distribution,
@@ -27,9 +28,10 @@ from cvae_tf import (
 from cvae_tf.cli import UserInputError
 from cvae_tf.config import TrainConfig
 
-PREDICT_BATCH_SIZE = 8192
-EVALUATION_CHUNK_EVENTS = sampling.CHUNK_EVENTS  # test events sampled at a time (K each)
+PREDICT_BATCH_SIZE = 65_536
+CALIBRATION_SAMPLES = 32  # latent draws per validation event when the spread is recalibrated
 HISTORY_FILE = "history.csv"
+CALIBRATION_FILE = "calibration_curve.png"
 BACKUP_DIR = "backup"  # keras BackupAndRestore's folder inside the partial folder
 
 
@@ -72,6 +74,7 @@ def model_from_statistics(
         latent_prior=config.latent_prior,
         frame=config.frame,
         seed=config.seed,
+        nll_beta=config.nll_beta,
     )
 
 
@@ -132,7 +135,7 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> RunResult:
                 cvae.fit(
                     **run_data.fit_inputs,
                     epochs=config.epochs,
-                    callbacks=_callback_stack(config, work_dir, watch),
+                    callbacks=_callback_stack(config, work_dir, watch, run_data, batch_size),
                     verbose=_progress_verbosity(verbose) if chief else 0,
                 )
                 if watch.diverged:
@@ -150,6 +153,8 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> RunResult:
                     # workers are gone), and a SavedModel free of distributed variables.
                     cvae = _single_device_copy(cvae, config, run_data)
                 cvae.fit_latent_statistics_from(run_data.latent_batches())
+                if config.recalibrate:
+                    cvae.fit_spread_scale_from(run_data.validation_batches(), CALIBRATION_SAMPLES)
                 test_metrics, text = evaluate(cvae, run_data.test, run_data.mean_geometry, config)
                 test_metrics["data"] = ",".join(str(path) for path in run_data.files)
                 test_metrics["data_streamed"] = run_data.streamed
@@ -161,6 +166,11 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> RunResult:
                     )
                 )
                 test_metrics["epochs_trained"] = len(history["loss"])
+                test_metrics["optimizer_steps"] = int(cvae.optimizer.iterations.numpy())
+                test_metrics["final_learning_rate"] = float(
+                    keras.ops.convert_to_numpy(cvae.optimizer.learning_rate)
+                )
+                test_metrics["spread_scale"] = cvae.spread_scale.numpy().tolist()
                 test_metrics["replicas"] = strategy.num_replicas_in_sync
                 test_metrics["global_batch_size"] = batch_size
                 _save_run(cvae, config, run_data.split, history, test_metrics, work_dir)
@@ -216,11 +226,30 @@ def _divergence_message(config: TrainConfig, epoch: int, key: str, value: float)
 
 
 def _callback_stack(
-    config: TrainConfig, work_dir: Path, watch: callbacks.EpochWatch
+    config: TrainConfig,
+    work_dir: Path,
+    watch: callbacks.EpochWatch,
+    run_data: training_data.TrainingData,
+    batch_size: int,
 ) -> list[keras.callbacks.Callback]:
+    schedule = (
+        [
+            callbacks.RelativeReduceLROnPlateau(
+                min_delta_factor=config.min_delta_factor,
+                patience=config.lr_patience,
+                factor=config.lr_factor,
+                min_lr=config.min_learning_rate,
+            )
+        ]
+        if config.lr_patience
+        else []
+    )
     return [
         model.LatentStatisticsReset(),
+        # First of those that read an epoch's logs: it adds the like-for-like training figures.
+        callbacks.TrainingSampleMetrics(*run_data.train_sample, batch_size=batch_size),
         watch,
+        *schedule,
         callbacks.RelativeEarlyStopping(
             min_delta_factor=config.min_delta_factor, patience=config.patience
         ),
@@ -255,18 +284,21 @@ def evaluate(
       config: the run's configuration (num_samples, select, num_display_samples, seed, center).
     """
     true_positions = test.positions
-    samples = _sample_summaries(cvae, data.to_table(test.momenta), config.num_samples)
+    samples = _sample_summaries(cvae, test, config.num_samples, config)
     predicted = data.to_events_array(samples["energy" if config.select == "energy" else "mean"])
     results = metrics.evaluate_positions(true_positions, predicted, test.momenta)
     results["num_samples"] = config.num_samples
+    truth_table, mean, std = data.to_table(true_positions), samples["mean"], samples["std"]
+    results.update(calibration.interval_coverage(truth_table, mean, std))
+    results.update(calibration.coverage_by_spread(truth_table, mean, std))
+    crps = samples["crps"].mean(axis=0)
+    results["crps_bohr"] = float(crps.mean())
+    results.update(
+        {f"crps_{name}_bohr": float(value) for name, value in zip(COORDINATES, crps, strict=True)}
+    )
+    nominal, observed = calibration.calibration_curve(truth_table, mean, std)
+    results["calibration_curve"] = {"nominal": nominal.tolist(), "observed": observed.tolist()}
     if config.num_samples > 1:
-        results.update(
-            metrics.interval_coverage(
-                true_positions,
-                data.to_events_array(samples["mean"]),
-                data.to_events_array(samples["std"]),
-            )
-        )
         results.update(_selection_comparison(samples, test))
     # The bar to clear: always predicting the training part's mean geometry.
     results["baseline_training_mean_per_atom_error_bohr"] = float(
@@ -289,22 +321,27 @@ def evaluate(
     return results, text
 
 
-def _sample_summaries(cvae: model.CVAE, momenta_table: np.ndarray, num_samples: int) -> dict:
-    """Per test event, the K samples' mean, spread and energy-selected member, [events, 9] each.
+COORDINATES = [f"{atom}{axis}" for atom in physics.ATOMS for axis in physics.AXES]
 
-    Sampled `EVALUATION_CHUNK_EVENTS` events at a time, so memory holds K samples of one chunk.
+
+def _sample_summaries(
+    cvae: model.CVAE, test: data.Events, num_samples: int, config: TrainConfig
+) -> dict:
+    """Per test event the predictive mean, spread, CRPS and energy-selected sample, [events, 9].
+
+    K latent draws per event each give the decoder's mean and variance; the predictive
+    distribution is their mixture (sampling.predictive_chunks), sampled a chunk at a time.
     """
-    summaries = {"mean": [], "std": [], "energy": []}
-    for start in range(0, len(momenta_table), EVALUATION_CHUNK_EVENTS):
-        chunk = momenta_table[start : start + EVALUATION_CHUNK_EVENTS]
-        samples = sampling.posterior_samples(
-            lambda momenta: cvae.predict(momenta, batch_size=PREDICT_BATCH_SIZE, verbose=0),
-            chunk,
-            num_samples,
-        )
-        summaries["mean"].append(samples.mean(axis=0))
-        summaries["std"].append(samples.std(axis=0))
-        summaries["energy"].append(sampling.select_by_energy(samples, chunk))
+    moments_once = sampling.compiled_moments(cvae, PREDICT_BATCH_SIZE, config.jit_compile)
+    momenta_table, truth_table = data.to_table(test.momenta), data.to_table(test.positions)
+    summaries = {"mean": [], "std": [], "energy": [], "crps": []}
+    for rows, mean, std, draws in sampling.predictive_chunks(
+        moments_once, momenta_table, num_samples, np.random.default_rng(config.seed)
+    ):
+        summaries["mean"].append(mean)
+        summaries["std"].append(std)
+        summaries["energy"].append(sampling.select_by_energy(draws, momenta_table[rows]))
+        summaries["crps"].append(calibration.crps_from_samples(draws, truth_table[rows]))
     return {name: np.concatenate(values) for name, values in summaries.items()}
 
 
@@ -324,6 +361,10 @@ def _selection_comparison(samples: dict, test: data.Events) -> dict[str, float]:
 
 
 def _save_run(cvae, config, split, history, test_metrics, work_dir: Path) -> None:
+    curve = test_metrics["calibration_curve"]
+    calibration.plot_calibration_curve(
+        np.asarray(curve["nominal"]), np.asarray(curve["observed"]), work_dir / CALIBRATION_FILE
+    )
     cvae.save(work_dir / "model.keras")
     export.export_saved_model(cvae, work_dir / export.SAVED_MODEL_DIR)
     (work_dir / "config.json").write_text(config.to_json() + "\n")

@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
+import tensorflow as tf
 
 from cvae_tf import alignment, data, diagnostics, model, preprocessing, streaming
 from cvae_tf.cli import UserInputError
@@ -13,19 +14,25 @@ from cvae_tf.config import TrainConfig
 
 CHECK_SAMPLE_SIZE = 1000  # events the pre-training data check explodes (about 0.1 s)
 LATENT_BATCH_SIZE = 8192  # events per encoder call when the latent statistics are refitted
+TRAIN_SAMPLE_SIZE = 8192  # training events measured like validation each epoch
 
 
 @dataclasses.dataclass
 class TrainingData:
     """A run's data, in memory or streamed from its files, as fit and the evaluation use it.
 
-    `fit_inputs` are keras `fit` arguments: arrays with a batch size, or tf.data datasets.
+    `fit_inputs` are keras `fit` arguments: arrays with a batch size, or tf.data datasets
+    (with `steps_per_epoch` where a small training part is repeated to fill an epoch).
+    `train_sample` is a fixed sample of training events (momenta, positions) [n, 9] measured
+    like the validation split every epoch; `validation_batches` yields the validation split.
     """
 
     files: tuple[Path, ...]
     streamed: bool
     fit_inputs: dict
     latent_batches: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]]
+    validation_batches: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]]
+    train_sample: tuple[np.ndarray, np.ndarray]
     position_statistics: preprocessing.ColumnStatistics
     momentum_statistics: preprocessing.ColumnStatistics
     part_sizes: tuple[int, int, int]
@@ -97,16 +104,21 @@ def _in_memory_data(
     positions = data.to_table(events.positions).astype(np.float32)
     momenta = data.to_table(events.momenta).astype(np.float32)
     train_positions, train_momenta = positions[split.train], momenta[split.train]
+    val_positions, val_momenta = positions[split.validation], momenta[split.validation]
+    sample = np.sort(
+        np.random.default_rng(config.seed).permutation(len(train_momenta))[:TRAIN_SAMPLE_SIZE]
+    )
     return TrainingData(
         files=source.files,
         streamed=False,
         fit_inputs={
-            "x": train_momenta,
-            "y": train_positions,
-            "batch_size": batch_size,
-            "validation_data": (momenta[split.validation], positions[split.validation]),
+            **_training_inputs(train_momenta, train_positions, batch_size, config),
+            "validation_data": (val_momenta, val_positions),
+            "validation_batch_size": batch_size,
         },
         latent_batches=lambda: _table_batches(train_momenta, train_positions),
+        validation_batches=lambda: _table_batches(val_momenta, val_positions),
+        train_sample=(train_momenta[sample], train_positions[sample]),
         position_statistics=position_statistics,
         momentum_statistics=momentum_statistics,
         part_sizes=(len(split.train), len(split.validation), len(split.test)),
@@ -152,6 +164,8 @@ def _streamed_data(
             "shuffle": False,  # the training dataset shuffles itself
         },
         latent_batches=summary.train.tables,
+        validation_batches=summary.validation.tables,
+        train_sample=_first_rows(summary.train.tables(), TRAIN_SAMPLE_SIZE),
         position_statistics=summary.position_statistics,
         momentum_statistics=summary.momentum_statistics,
         part_sizes=(train_size, val_size, test_size),
@@ -160,6 +174,51 @@ def _streamed_data(
         split=None,
         close=cache.cleanup,
     )
+
+
+def epoch_steps(train_events: int, batch_size: int, config: TrainConfig) -> int:
+    """Optimizer steps per epoch: one pass, or at least --min_epoch_steps.
+
+    The minimum is rounded up to whole compiled calls of --steps_per_execution batches, so an
+    epoch never ends inside one.
+    """
+    one_pass = -(-train_events // batch_size)
+    if one_pass >= config.min_epoch_steps:
+        return one_pass
+    calls = -(-config.min_epoch_steps // config.steps_per_execution)
+    return calls * config.steps_per_execution
+
+
+def _training_inputs(momenta, positions, batch_size: int, config: TrainConfig) -> dict:
+    """keras fit arguments for the training part: arrays, or a repeated tf.data dataset.
+
+    A part too small to give --min_epoch_steps steps in one pass is repeated, reshuffled each
+    pass (tf.data shuffle, seeded), so an epoch means about the same number of optimizer steps
+    whatever the data's size: early stopping and the learning-rate schedule then count steps.
+    """
+    steps = epoch_steps(len(momenta), batch_size, config)
+    if steps * batch_size <= len(momenta) + batch_size - 1:  # one pass fills the epoch
+        return {"x": momenta, "y": positions, "batch_size": batch_size}
+    dataset = (
+        tf.data.Dataset.from_tensor_slices((momenta, positions))
+        .shuffle(len(momenta), seed=config.seed, reshuffle_each_iteration=True)
+        .repeat()
+        .batch(batch_size)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+    return {"x": dataset, "steps_per_epoch": steps, "shuffle": False}
+
+
+def _first_rows(tables, rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first `rows` events of (momenta, positions) tables, concatenated."""
+    momenta, positions, held = [], [], 0
+    for momentum_table, position_table in tables:
+        momenta.append(momentum_table[: rows - held])
+        positions.append(position_table[: rows - held])
+        held += len(momenta[-1])
+        if held >= rows:
+            break
+    return np.concatenate(momenta), np.concatenate(positions)
 
 
 def _print_data_check(events: data.Events, config: TrainConfig) -> None:
