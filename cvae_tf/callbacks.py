@@ -18,10 +18,10 @@ REMAINING_CURVE_FILE = "learning_curve_remaining_epochs.png"
 # the SAME quantity computed the same way (z from the training latent distribution, positions
 # only as the target), on one y scale as the specification asks; dashed beside them, the training
 # values with z from the encoder, which sees the positions.
-MSE_CURVES = {
-    "train_prior_mse": ("training sample, z from the training latent distribution", "-"),
-    "val_mse": ("validation, z from the training latent distribution", "-"),
-    "mse": ("training, z from the encoder (sees the positions)", "--"),
+ERROR_CURVES = {
+    "train_prior_atom_error": ("training sample, z from the training latent distribution", "-"),
+    "val_atom_error": ("validation, z from the training latent distribution", "-"),
+    "atom_error": ("training, z from the encoder (sees the positions)", "--"),
 }
 LOSS_CURVES = {
     "train_prior_reconstruction": (
@@ -31,7 +31,7 @@ LOSS_CURVES = {
     "val_reconstruction": ("validation: decoder NLL, z from the training latent distribution", "-"),
     "unregularized_loss": ("training loss without L1/L2: NLL + β·KL, z from the encoder", "--"),
 }
-MONITOR = "val_mse"  # what early stopping and the learning-rate schedule watch
+MONITOR = "val_atom_error"  # what early stopping and the learning-rate schedule watch
 
 
 class RelativeImprovement:
@@ -134,20 +134,20 @@ def learning_curve_figures(
 ) -> tuple[Figure, Figure]:
     """The two learning-curve figures: epochs 1..split_epoch, and split_epoch + 1..end.
 
-    Each has two panels: the MSE of the decoder's mean (normalized units; MSE_CURVES) and the
-    decoder's negative log-likelihood per event (nats; LOSS_CURVES).
+    Each has two panels: the per-atom distance error of the decoder's mean (bohr; ERROR_CURVES)
+    and the decoder's negative log-likelihood per event (nats, normalized units; LOSS_CURVES).
 
     Args:
-        history: Per-epoch values by log key; "mse" is required unless history is empty, the
-            other keys of MSE_CURVES and LOSS_CURVES are drawn when present. NaN marks an epoch
-            without a value.
+        history: Per-epoch values by log key; "atom_error" is required unless history is
+            empty, the other keys of ERROR_CURVES and LOSS_CURVES are drawn when present. NaN
+            marks an epoch without a value.
         split_epoch: Last epoch (1-based) of the first figure.
 
     Returns:
         (first, remaining): matplotlib Figures, not attached to pyplot, two axes each.
     """
-    if history and "mse" not in history:
-        raise ValueError(f"history needs the key 'mse'; received keys: {sorted(history)}")
+    if history and "atom_error" not in history:
+        raise ValueError(f"history needs the key 'atom_error'; received keys: {sorted(history)}")
     if split_epoch < 1:
         raise ValueError(f"split_epoch must be ≥ 1; received: split_epoch={split_epoch}")
     first = _curve_figure(history, 1, split_epoch, f"Learning curves, epochs 1–{split_epoch}")
@@ -181,9 +181,9 @@ def _curve_figure(
     # is no global figure registry to close.
     figure = Figure(figsize=(8, 10), layout="constrained")
     figure.suptitle(title)
-    mse_axes, loss_axes = figure.subplots(2, 1, sharex=True)
+    error_axes, loss_axes = figure.subplots(2, 1, sharex=True)
     for axes, curves, quantity in (
-        (mse_axes, MSE_CURVES, "MSE of the decoder mean (normalized units)"),
+        (error_axes, ERROR_CURVES, "per-atom distance error of the decoder mean (bohr)"),
         (loss_axes, LOSS_CURVES, "negative log-likelihood per event (nats)"),
     ):
         _curve_panel(axes, history, curves, quantity, first_epoch, last_epoch)

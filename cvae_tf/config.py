@@ -64,6 +64,7 @@ class TrainConfig:
     lr_factor: float = 0.5  # the cut: learning rate × factor
     min_learning_rate: float = 1e-6  # the learning rate is never cut below this
     beta: float = 1.0  # weight of the KL term: 1 = the standard VAE (negative ELBO per event)
+    prior_weight: float = 0.5  # share of each step decoding z from the training distribution
     nll_beta: float = 0.0  # β-NLL power of the decoder variance weighting its NLL gradient
     l1: float = 0.0  # weight of Σ|w| over Dense kernels
     l2: float = 0.0  # weight of Σw² over Dense kernels
@@ -128,16 +129,21 @@ _HELP = {
     "min_epoch_steps": "Optimizer steps an epoch has at least: a training part smaller than "
     "min_epoch_steps batches is repeated (reshuffled each pass) to fill the epoch, so patience "
     "and the learning-rate schedule count about as many steps on 1,000 events as on 50,000.",
-    "patience": "Epochs without a relative improvement of the validation MSE (val_mse) before "
-    "stopping; the best epoch's weights are restored.",
-    "min_delta_factor": "Relative improvement an epoch needs: val_mse < best·(1 − factor).",
-    "lr_patience": "Epochs without a relative improvement of val_mse before the learning rate "
-    "is multiplied by --lr_factor (keras ReduceLROnPlateau); 0 turns the schedule off.",
+    "patience": "Epochs without a relative improvement of the validation per-atom error in "
+    "bohr (val_atom_error, z from the training latent distribution) before stopping; the best "
+    "epoch's weights are restored.",
+    "min_delta_factor": "Relative improvement an epoch needs: val_atom_error < best·(1 − factor).",
+    "lr_patience": "Epochs without a relative improvement of val_atom_error before the "
+    "learning rate is multiplied by --lr_factor (keras ReduceLROnPlateau); 0 turns the "
+    "schedule off.",
     "lr_factor": "Factor in (0, 1) the learning rate is multiplied by on a plateau.",
     "min_learning_rate": "Lower bound of the learning rate on plateaus.",
     "beta": "Weight β of the KL divergence in the loss. Both terms are per event: the decoder's "
     "Gaussian negative log-likelihood summed over the 9 coordinates, the KL summed over the "
     "latent dimensions, so β = 1 is the standard VAE (the negative evidence lower bound).",
+    "prior_weight": "Hybrid objective (Sohn et al. 2015): the loss is (1 − w)·(NLL + β·KL) with "
+    "z from the encoder + w·NLL with z drawn from the training latent distribution, the way "
+    "validation, test and prediction decode; w in [0, 1), 0 = the plain CVAE.",
     "nll_beta": "β-NLL (Seitzer et al. 2022): weight each coordinate's NLL gradient by its "
     "decoder variance^nll_beta (stop-gradient); 0 = the plain Gaussian likelihood, 0.5 keeps a "
     "learned variance from slowing the fit of the mean.",
@@ -239,6 +245,8 @@ def validate(config: TrainConfig) -> TrainConfig:
         raise UserInputError(
             f"--learning_rate={config.learning_rate}; expected a finite number > 0"
         )
+    if not 0 <= config.prior_weight < 1:
+        raise UserInputError(f"--prior_weight={config.prior_weight}; expected a number in [0, 1)")
     if not 0 < config.lr_factor < 1:
         raise UserInputError(f"--lr_factor={config.lr_factor}; expected a number in (0, 1)")
     if not 0 <= config.min_learning_rate < math.inf:

@@ -142,7 +142,7 @@ def evaluate_positions(
             f"per_atom_error_{atom}_bohr": np.mean(atom_errors[:, index])
             for index, atom in enumerate(ATOMS)
         },
-        "position_mse_bohr2": np.mean(np.square(true_positions - predicted_positions)),
+        "atom_error_bohr2": np.mean(np.square(true_positions - predicted_positions)),
         "superposition_rmsd_bohr": np.mean(
             alignment.superposition_rmsd(predicted_positions, true_positions)
         ),

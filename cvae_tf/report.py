@@ -17,7 +17,7 @@ _REPORT_GROUPS = (
                 (f"per_atom_error_{atom}_bohr", f"  {name}", "bohr")
                 for atom, name in zip(ATOMS, ATOM_NAMES, strict=True)
             ],
-            ("position_mse_bohr2", "position MSE per coordinate", "bohr²"),
+            ("atom_error_bohr2", "position MSE per coordinate", "bohr²"),
             (
                 "baseline_training_mean_per_atom_error_bohr",
                 "baseline: training-mean geometry",

@@ -95,6 +95,13 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
         "Default: 0.",
         flag_values=flag_values,
     )
+    flags.DEFINE_float(
+        "detector_momentum_resolution",
+        0.0,
+        "Relative detector resolution: Gaussian noise of this fraction of each ion's momentum "
+        "magnitude added to each of its components (0.01 = 1 %), in [0, 1). Default: 0.",
+        flag_values=flag_values,
+    )
     flags.DEFINE_integer(
         "workers",
         0,
@@ -118,6 +125,7 @@ def config_from_flags(flag_values: flags.FlagValues) -> simulator.SimulationConf
             orientation=flag_values.orientation,
             zero_point_momentum_spread=flag_values.zero_point_momentum_spread,
             detector_momentum_noise=flag_values.detector_momentum_noise,
+            detector_momentum_resolution=flag_values.detector_momentum_resolution,
         )
     except UserInputError as error:
         # The library's messages start with the field name, which is also the flag's name.

@@ -132,6 +132,8 @@ class SimulationConfig:
     orientation: str = "random"  # "random": uniform over SO(3); "fixed": the xy-plane body frame
     zero_point_momentum_spread: float = 0.0  # a.u., per atom and component, before the explosion
     detector_momentum_noise: float = 0.0  # a.u., Gaussian, added to each final momentum component
+    # Relative resolution: Gaussian noise of this fraction of each ion's |p| per component.
+    detector_momentum_resolution: float = 0.0
 
     def __post_init__(self) -> None:
         for name, minimum in (("num_events", 1), ("seed", 0)):
@@ -142,6 +144,13 @@ class SimulationConfig:
         _check_orientation(self.orientation)
         for name in ("zero_point_momentum_spread", "detector_momentum_noise"):
             _check_number(name, getattr(self, name), "a.u.", "a spread ≥ 0", lambda v: v >= 0)
+        _check_number(
+            "detector_momentum_resolution",
+            self.detector_momentum_resolution,
+            "(a fraction of |p|)",
+            "a number in [0, 1)",
+            lambda v: 0 <= v < 1,
+        )
 
 
 def sample_geometries(
@@ -386,6 +395,10 @@ def simulate_chunk(
     momenta = explode(positions, initial)
     if config.detector_momentum_noise > 0:
         momenta += rng.normal(0.0, config.detector_momentum_noise, (size, 3, 3))
+    if config.detector_momentum_resolution > 0:
+        magnitudes = np.linalg.norm(momenta, axis=-1, keepdims=True)
+        spread = config.detector_momentum_resolution * magnitudes
+        momenta += spread * rng.standard_normal((size, 3, 3))
     return positions, momenta
 
 

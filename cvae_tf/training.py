@@ -75,6 +75,7 @@ def model_from_statistics(
         frame=config.frame,
         seed=config.seed,
         nll_beta=config.nll_beta,
+        prior_weight=config.prior_weight,
     )
 
 

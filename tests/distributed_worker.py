@@ -24,7 +24,17 @@ NUM_EVENTS = 1500
 NUM_TRAIN = 1200
 BATCH_SIZE = 64  # global: 19 steps an epoch, the last one of 48 events
 EPOCHS = 3
-ARCHITECTURE = dict(hidden_dim=8, num_layers=2, latent_dim=2, beta=0.5, l1=1e-4, l2=1e-3, seed=7)
+ARCHITECTURE = dict(
+    hidden_dim=8,
+    num_layers=2,
+    latent_dim=2,
+    beta=0.5,
+    l1=1e-4,
+    l2=1e-3,
+    seed=7,
+    prior_weight=0.5,
+    latent_prior="encoder_means",
+)
 
 
 def parse_args(argv):

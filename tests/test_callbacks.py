@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import pytest
 
+from cvae_tf import callbacks
 from cvae_tf.callbacks import (
     FIRST_CURVE_FILE,
     REMAINING_CURVE_FILE,
@@ -29,7 +30,7 @@ def _set_epoch_weights(model: keras.Model, epoch: int) -> None:
     model.set_weights([np.full_like(w, float(epoch)) for w in model.get_weights()])
 
 
-def _drive(callback, model, losses, monitor="val_loss"):
+def _drive(callback, model, losses, monitor=callbacks.MONITOR):
     """Runs a fit-like sequence of epochs with scripted losses; returns the epochs run."""
     model.stop_training = False  # model.fit resets this at the start of every call
     callback.set_model(model)
@@ -150,20 +151,23 @@ def test_rejects_mode_override():
 def _scripted_history(num_epochs: int) -> dict[str, list[float]]:
     epochs = np.arange(1, num_epochs + 1)
     return {
-        "reconstruction": list(1.0 / epochs),
-        "val_reconstruction": list(1.5 / epochs),
-        "unregularized_loss": list(2.0 / epochs),
+        "atom_error": list(1.0 / epochs),
+        "train_prior_atom_error": list(1.2 / epochs),
+        "val_atom_error": list(1.5 / epochs),
+        "unregularized_loss": list(2.0 - epochs / 10),
+        "train_prior_reconstruction": list(2.2 - epochs / 10),
+        "val_reconstruction": list(2.5 - epochs / 10),
         "loss": list(3.0 / epochs),
     }
 
 
 def _lines_by_key(figure):
-    """{history key: (epochs, values)} of the lines drawn, keyed by the [key] in each label."""
-    (axes,) = figure.axes  # one axes: training and validation share its y scale
+    """{history key: (panel, epochs, values)} of the lines drawn, by the [key] in each label."""
     lines = {}
-    for line in axes.get_lines():
-        key = line.get_label().rsplit("[", 1)[1].rstrip("]")
-        lines[key] = (list(line.get_xdata()), list(line.get_ydata()))
+    for panel, axes in enumerate(figure.axes):
+        for line in axes.get_lines():
+            key = line.get_label().rsplit("[", 1)[1].rstrip("]")
+            lines[key] = (panel, list(line.get_xdata()), list(line.get_ydata()))
     return lines
 
 
@@ -171,37 +175,63 @@ def test_figures_split_epochs_1_to_10_and_11_to_25():
     history = _scripted_history(25)
     first, remaining = learning_curve_figures(history)
     first_lines, remaining_lines = _lines_by_key(first), _lines_by_key(remaining)
-    assert set(first_lines) == {"reconstruction", "val_reconstruction", "unregularized_loss"}
+    assert set(first_lines) == set(history) - {"loss"}
     assert set(remaining_lines) == set(first_lines)
     for key in first_lines:
-        assert first_lines[key][0] == list(range(1, 11))
-        assert remaining_lines[key][0] == list(range(11, 26))
-    assert first_lines["val_reconstruction"][1] == pytest.approx([1.5 / e for e in range(1, 11)])
-    assert remaining_lines["reconstruction"][1] == pytest.approx([1.0 / e for e in range(11, 26)])
-    dashed = [
-        line.get_label() for line in first.axes[0].get_lines() if line.get_linestyle() == "--"
-    ]
-    assert len(dashed) == 1 and "unregularized_loss" in dashed[0]
+        assert first_lines[key][1] == list(range(1, 11))
+        assert remaining_lines[key][1] == list(range(11, 26))
+    assert first_lines["val_atom_error"][2] == pytest.approx([1.5 / e for e in range(1, 11)])
+    assert remaining_lines["atom_error"][2] == pytest.approx([1.0 / e for e in range(11, 26)])
+
+
+def test_each_panel_pairs_training_and_validation_measured_alike():
+    """Like for like: the training sample and validation decoded the same way share a panel."""
+    lines = _lines_by_key(learning_curve_figures(_scripted_history(12))[0])
+    assert lines["train_prior_atom_error"][0] == lines["val_atom_error"][0] == 0
+    assert lines["train_prior_reconstruction"][0] == lines["val_reconstruction"][0] == 1
+    figure = learning_curve_figures(_scripted_history(12))[0]
+    for axes in figure.axes:  # the encoder's (posterior-z) figure is the dashed one beside them
+        dashed = [line.get_label() for line in axes.get_lines() if line.get_linestyle() == "--"]
+        assert len(dashed) == 1 and "encoder" in dashed[0]
+    assert figure.axes[0].get_yscale() == "log"  # MSE is positive
+    assert figure.axes[1].get_yscale() == "linear"  # an NLL may be negative
 
 
 def test_remaining_figure_has_a_note_when_there_are_only_four_epochs():
     first, remaining = learning_curve_figures(_scripted_history(4))
-    assert _lines_by_key(first)["reconstruction"][0] == [1, 2, 3, 4]
-    assert remaining.axes[0].get_lines() == []
+    assert _lines_by_key(first)["atom_error"][1] == [1, 2, 3, 4]
+    assert all(axes.get_lines() == [] for axes in remaining.axes)
     notes = [text.get_text() for text in remaining.axes[0].texts]
     assert notes == ["no epochs after epoch 10"]
 
 
 def test_log_scale_only_for_positive_values():
-    history = {"reconstruction": [1.0, 0.5], "val_reconstruction": [1.2, 0.6]}
+    history = {"atom_error": [1.0, 0.5], "val_atom_error": [1.2, 0.6]}
     assert learning_curve_figures(history)[0].axes[0].get_yscale() == "log"
-    history["val_reconstruction"] = [0.0, -0.1]
+    history["val_atom_error"] = [0.0, -0.1]
     assert learning_curve_figures(history)[0].axes[0].get_yscale() == "linear"
 
 
-def test_missing_reconstruction_key_is_named():
-    with pytest.raises(ValueError, match="'loss'"):
+def test_missing_mse_key_is_named():
+    with pytest.raises(ValueError, match="'atom_error'"):
         learning_curve_figures({"loss": [1.0]})
+
+
+def test_learning_rate_is_cut_after_patience_epochs_without_relative_improvement():
+    """ReduceLROnPlateau with keras' own cut, but improvement judged relatively."""
+    model = _small_model()
+    model.compile(optimizer=keras.optimizers.Adam(0.1), loss="mse")
+    schedule = callbacks.RelativeReduceLROnPlateau(
+        min_delta_factor=0.01, patience=2, factor=0.5, min_lr=0.02
+    )
+    schedule.set_model(model)
+    schedule.on_train_begin()
+    rates = []
+    # 1.0 → 0.995 is only 0.5 % better: no improvement; two such epochs cut the rate.
+    for epoch, value in enumerate([1.0, 0.995, 0.994, 0.5, 0.499, 0.498, 0.497, 0.496, 0.495]):
+        schedule.on_epoch_end(epoch, {callbacks.MONITOR: value})
+        rates.append(float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)))
+    assert rates == pytest.approx([0.1, 0.1, 0.05, 0.05, 0.05, 0.025, 0.025, 0.02, 0.02])
 
 
 @pytest.mark.parametrize("num_epochs", [25, 4])
@@ -217,13 +247,13 @@ def test_learning_curves_callback_collects_logs_and_plots(tmp_path):
     callback = LearningCurves(str(tmp_path))
     callback.on_train_begin()
     for epoch in range(25):
-        logs = {"reconstruction": 1.0 / (epoch + 1), "loss": 2.0}
+        logs = {"atom_error": 1.0 / (epoch + 1), "loss": 2.0}
         if epoch % 2 == 1:  # validation every second epoch only
-            logs["val_reconstruction"] = 1.5 / (epoch + 1)
+            logs["val_atom_error"] = 1.5 / (epoch + 1)
         callback.on_epoch_end(epoch, logs)
     callback.on_train_end()
-    assert callback.history["reconstruction"] == pytest.approx([1.0 / e for e in range(1, 26)])
-    val = callback.history["val_reconstruction"]
+    assert callback.history["atom_error"] == pytest.approx([1.0 / e for e in range(1, 26)])
+    val = callback.history["val_atom_error"]
     assert len(val) == 25
     assert math.isnan(val[0]) and math.isnan(val[2]) and val[1] == pytest.approx(0.75)
     for path in callback.paths:
@@ -240,10 +270,10 @@ def test_learning_curves_and_early_stopping_in_a_real_fit(tmp_path):
     model.compile(
         optimizer=keras.optimizers.Adam(0.05),
         loss="mse",
-        metrics=[keras.metrics.MeanSquaredError(name="reconstruction")],
+        metrics=[keras.metrics.MeanSquaredError(name="atom_error")],
     )
     curves = LearningCurves(str(tmp_path))
-    stopper = RelativeEarlyStopping(0.01, patience=2, monitor="val_reconstruction")
+    stopper = RelativeEarlyStopping(0.01, patience=2, monitor="val_atom_error")
     history = model.fit(
         inputs,
         targets,
@@ -253,8 +283,6 @@ def test_learning_curves_and_early_stopping_in_a_real_fit(tmp_path):
         verbose=0,
         callbacks=[curves, stopper],
     )
-    assert curves.history["val_reconstruction"] == pytest.approx(
-        history.history["val_reconstruction"]
-    )
-    assert len(curves.history["reconstruction"]) == 3
+    assert curves.history["val_atom_error"] == pytest.approx(history.history["val_atom_error"])
+    assert len(curves.history["atom_error"]) == 3
     assert all(path.endswith(".png") for path in curves.paths)

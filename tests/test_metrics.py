@@ -99,7 +99,7 @@ def test_energy_diff_of_consistent_data_is_zero_and_of_a_stretched_prediction_is
     assert metrics["energy_diff_2_mean"] == pytest.approx(0.25)
     perfect = evaluate_positions(positions[None], positions[None], momenta[None])
     assert perfect["energy_diff_1_mean"] == pytest.approx(0.0, abs=1e-9)
-    assert perfect["position_mse_bohr2"] == 0.0
+    assert perfect["atom_error_bohr2"] == 0.0
     assert perfect["mre_percent"] == 0.0
 
 
@@ -120,7 +120,7 @@ def test_evaluate_positions_means_medians_and_per_atom_errors_over_events():
     assert metrics["per_atom_error_S_bohr"] == pytest.approx((2.0 + 2.948) / 3)
     assert metrics["per_atom_error_bohr"] == pytest.approx((5.0 + 2.0 + 2.188 + 2.948) / 9)
     squared = 9.0 + 16.0 + 4.0 + 2.188**2 + 2.948**2
-    assert metrics["position_mse_bohr2"] == pytest.approx(squared / 27)
+    assert metrics["atom_error_bohr2"] == pytest.approx(squared / 27)
     # Events 0 and 1 change the PE too; their EnergyDiff₁ by hand from the new distances.
     r_co, r_cs = math.hypot(-2.188 - 3.0, 4.0), math.hypot(2.948 - 3.0, 4.0)
     pe_0 = 4 / r_co + 4 / r_cs + 4 / 5.136
@@ -161,7 +161,7 @@ def test_evaluate_positions_returns_exactly_the_documented_plain_numbers():
         "per_atom_error_C_bohr",
         "per_atom_error_O_bohr",
         "per_atom_error_S_bohr",
-        "position_mse_bohr2",
+        "atom_error_bohr2",
         "num_events",
     }
     assert all(type(value) in (float, int) for value in metrics.values())

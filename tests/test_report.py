@@ -79,7 +79,7 @@ def test_report_contains_every_metric_with_its_unit_in_groups():
         "per_atom_error_C_bohr": 0.1,
         "per_atom_error_O_bohr": 0.15,
         "per_atom_error_S_bohr": 0.125,
-        "position_mse_bohr2": 0.0225,
+        "atom_error_bohr2": 0.0225,
         "num_events": 1500,
     }
     report = format_report(metrics)
@@ -101,7 +101,7 @@ def test_report_contains_every_metric_with_its_unit_in_groups():
         "per_atom_error_C_bohr": "0.1000 bohr",
         "per_atom_error_O_bohr": "0.1500 bohr",
         "per_atom_error_S_bohr": "0.1250 bohr",
-        "position_mse_bohr2": "0.0225 bohr²",
+        "atom_error_bohr2": "0.0225 bohr²",
     }
     for key, ending in expected_lines.items():
         assert sum(line.endswith(ending) for line in lines) >= 1, key
