@@ -17,8 +17,6 @@ EPSILON = 1e-10  # The specification's ε in eq. (2).
 # MRE is also reported over coordinates with |real| above this: near-zero coordinates make it
 # explode whatever the accuracy (PHYSICS.md), and OCS coordinates are ~0.3–3 bohr otherwise.
 MRE_THRESHOLD_BOHR = 0.1
-# Central intervals whose coverage the report checks, as Gaussian z-scores of the sample spread.
-INTERVALS = {"68": 1.0, "95": 1.959964}
 
 
 def mean_relative_error(
@@ -57,29 +55,6 @@ def forward_momentum_error(predicted_positions: np.ndarray, momenta: np.ndarray)
     exploded = simulator.explode(np.asarray(predicted_positions, dtype=float))
     difference = np.linalg.norm((exploded - momenta).reshape(len(momenta), -1), axis=-1)
     return difference / np.linalg.norm(np.reshape(momenta, (len(momenta), -1)), axis=-1)
-
-
-def interval_coverage(
-    true_positions: np.ndarray, mean: np.ndarray, spread: np.ndarray
-) -> dict[str, float]:
-    """How often the truth lies in the central 68 % and 95 % intervals mean ± z·spread.
-
-    Args:
-        true_positions: True positions in bohr, (events, 3, 3).
-        mean: Mean of the posterior samples, same shape.
-        spread: Their standard deviation per coordinate, same shape.
-
-    Returns:
-        `coverage_68` and `coverage_95` (fractions of all coordinates of all events; nominal
-        0.6827 and 0.95) and `mean_spread_bohr`, the average per-coordinate spread.
-    """
-    deviation = np.abs(np.asarray(true_positions) - np.asarray(mean))
-    result = {
-        f"coverage_{name}": float(np.mean(deviation <= z * np.asarray(spread)))
-        for name, z in INTERVALS.items()
-    }
-    result["mean_spread_bohr"] = float(np.mean(spread))
-    return result
 
 
 def evaluate_positions(

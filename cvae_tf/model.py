@@ -424,11 +424,11 @@ class CVAE(keras.Model):
             "l1": l1,
             "l2": l2,
             "unregularized_loss": reconstruction + self.beta * kl,
-            **self._squared_errors(normalized_positions, mean, batch_mean),
+            **self._position_errors(normalized_positions, mean, batch_mean),
         }
         return terms, (latent_mean, latent_log_var)
 
-    def _squared_errors(self, normalized_positions, mean, batch_mean):
+    def _position_errors(self, normalized_positions, mean, batch_mean):
         """`mse` (normalized units) and `atom_error` (bohr) of the decoder's mean.
 
         `atom_error` is the mean distance between true and predicted atom, the report's
@@ -505,11 +505,12 @@ class CVAE(keras.Model):
         normalized_momenta, normalized_positions = self._normalized_inputs(momenta, positions)
         latent = self.sample_latent(ops.shape(momenta)[0])
         mean, log_variance = self.decode_gaussian(latent, normalized_momenta)
-        log_variance = log_variance + 2.0 * ops.log(self.spread_scale)
+        # The recalibrated spread; a scale of 0 (the latent spread alone covers) stays finite.
+        log_variance = log_variance + 2.0 * ops.log(ops.maximum(self.spread_scale, 1e-30))
         batch_mean = _batch_mean(global_batch_size)
         terms = {
             "reconstruction": batch_mean(gaussian_nll(normalized_positions, mean, log_variance)),
-            **self._squared_errors(normalized_positions, mean, batch_mean),
+            **self._position_errors(normalized_positions, mean, batch_mean),
         }
         if replicas:
             terms = dict(zip(terms, replicas.all_reduce("sum", list(terms.values())), strict=True))
@@ -582,6 +583,9 @@ class CVAE(keras.Model):
         Gaussian predictive (calibration.spread_scale). Returns s [9].
         """
         residual_squared, latent_variance, decoder_variance = [], [], []
+        # Its own generator, seeded afresh: the factor depends on the weights and the data only,
+        # not on how many draws training (or a distributed run's copy) made before.
+        generator = keras.random.SeedGenerator(self.seed)
         for momenta, positions in batches:
             normalized_momenta, normalized_positions = self._normalized_inputs(
                 ops.convert_to_tensor(momenta, dtype=self.compute_dtype),
@@ -589,7 +593,10 @@ class CVAE(keras.Model):
             )
             means, variances = [], []
             for _ in range(num_samples):
-                latent = self.sample_latent(ops.shape(normalized_momenta)[0])
+                noise = keras.random.normal(
+                    (ops.shape(normalized_momenta)[0], self.latent_dim), seed=generator
+                )
+                latent = self.latent_mean + self.latent_std * noise
                 mean, log_variance = self.decode_gaussian(latent, normalized_momenta)
                 means.append(ops.convert_to_numpy(mean).astype(np.float64))
                 variances.append(np.exp(ops.convert_to_numpy(log_variance).astype(np.float64)))

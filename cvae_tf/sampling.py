@@ -39,7 +39,16 @@ def compiled_moments(cvae, batch_size: int, jit_compile: bool = True) -> Callabl
     """
     import tensorflow as tf  # tf.function is TensorFlow's
 
-    compiled = tf.function(cvae.sample_moments, jit_compile=jit_compile, reduce_retracing=True)
+    # One trace for any number of rows (XLA still compiles once per distinct batch shape).
+    # No AutoGraph: the model has no tensor-dependent Python control flow, and AutoGraph's
+    # conversion of the replica helpers failed after a distributed run ("takes 0 positional
+    # arguments but 1 was given").
+    compiled = tf.function(
+        cvae.sample_moments,
+        input_signature=[tf.TensorSpec((None, 9), tf.float32)],
+        jit_compile=jit_compile,
+        autograph=False,
+    )
 
     def moments_once(momenta_table):
         outputs = [
@@ -123,12 +132,3 @@ def select_by_energy(samples: np.ndarray, momenta_table: np.ndarray) -> np.ndarr
     potential = physics.potential_energy(np.reshape(samples, (num_samples, num_events, 3, 3)))
     best = np.argmin(np.abs(potential - kinetic), axis=0)
     return samples[best, np.arange(num_events)]
-
-
-def point_prediction(samples: np.ndarray, momenta_table: np.ndarray, select: str) -> np.ndarray:
-    """The reported positions [events, 9]: the sample mean, or the energy-selected sample."""
-    if select == "energy":
-        return select_by_energy(samples, momenta_table)
-    if select == "none":
-        return samples.mean(axis=0)
-    raise ValueError(f"select={select!r}; expected one of {SELECTIONS}")

@@ -149,6 +149,12 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> RunResult:
                 # Rewritten once, without the epochs a resume redid.
                 history = callbacks.read_history(work_dir / HISTORY_FILE)
                 callbacks.write_history(work_dir / HISTORY_FILE, history)
+                optimizer_state = {
+                    "optimizer_steps": int(cvae.optimizer.iterations.numpy()),
+                    "final_learning_rate": float(
+                        keras.ops.convert_to_numpy(cvae.optimizer.learning_rate)
+                    ),
+                }
                 if config.distribution != "none":
                     # Evaluated and saved as a plain one-device model: no collective ops (the other
                     # workers are gone), and a SavedModel free of distributed variables.
@@ -167,10 +173,7 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> RunResult:
                     )
                 )
                 test_metrics["epochs_trained"] = len(history["loss"])
-                test_metrics["optimizer_steps"] = int(cvae.optimizer.iterations.numpy())
-                test_metrics["final_learning_rate"] = float(
-                    keras.ops.convert_to_numpy(cvae.optimizer.learning_rate)
-                )
+                test_metrics.update(optimizer_state)
                 test_metrics["spread_scale"] = cvae.spread_scale.numpy().tolist()
                 test_metrics["replicas"] = strategy.num_replicas_in_sync
                 test_metrics["global_batch_size"] = batch_size

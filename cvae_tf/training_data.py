@@ -159,7 +159,7 @@ def _streamed_data(
         files=source.files,
         streamed=True,
         fit_inputs={
-            "x": summary.train.dataset(batch_size, config.shuffle_buffer, config.seed),
+            **_streamed_training_inputs(summary.train, batch_size, config),
             "validation_data": summary.validation.dataset(batch_size),
             "shuffle": False,  # the training dataset shuffles itself
         },
@@ -207,6 +207,15 @@ def _training_inputs(momenta, positions, batch_size: int, config: TrainConfig) -
         .prefetch(tf.data.AUTOTUNE)
     )
     return {"x": dataset, "steps_per_epoch": steps, "shuffle": False}
+
+
+def _streamed_training_inputs(part: streaming.PartFile, batch_size: int, config) -> dict:
+    """keras fit arguments for a streamed training part, repeated as _training_inputs does."""
+    dataset = part.dataset(batch_size, config.shuffle_buffer, config.seed)
+    steps = epoch_steps(part.size, batch_size, config)
+    if steps * batch_size <= part.size + batch_size - 1:
+        return {"x": dataset}
+    return {"x": dataset.repeat(), "steps_per_epoch": steps}
 
 
 def _first_rows(tables, rows: int) -> tuple[np.ndarray, np.ndarray]:

@@ -21,8 +21,9 @@ from tests.conftest import QUICK, REPO, free_ports, quick_config
 
 TIMEOUT_S = 300
 # Same data, seed, global batch and learning rate: the replicas' summed gradients are the
-# single-device ones up to float32 summation order (measured ~1e-7 of each array's scale).
-TOLERANCE = 1e-4
+# single-device ones up to float32 summation order, which the decoder's learned variance
+# amplifies (measured up to ~1e-4 of each array's scale; see tests/test_distribution.py).
+TOLERANCE = 1e-3
 
 
 def _train_command(events_csv, output_dir, run_name, *extra):

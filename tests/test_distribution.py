@@ -9,12 +9,16 @@ Tolerance. With the batch kept global, a run on several replicas makes the same 
 device: each replica's loss is its share of the global batch's mean, the optimizer sums the
 replicas' gradients, and each replica keeps its rows of the global batch's latent noise. What is
 left is the order of float32 sums (gradients summed over replicas, means split in two): after
-57 steps the weights differ by at most 3e-7 of their largest magnitude (measured), losses and
-latent statistics by less. RTOL = 1e-4 of each array's largest magnitude leaves a margin of
-~300 and still catches each mistake we made or considered (measured on the mirrored run):
-replicas drawing the same latent noise (weights 3.5-11% off), each replica's loss a mean over
+57 steps the weights differed by at most 3e-7 of their largest magnitude with a fixed-variance
+decoder; the Gaussian decoder's learned variance weighs residuals by 1/σ² and Adam amplifies
+the round-off of near-zero gradients: up to 1.2e-4 without and 1.5e-3 with the hybrid
+objective's second decoder pass (measured). RTOL = 5e-3 of each array's largest magnitude
+still catches each mistake we made or considered (measured on the mirrored run):
+replicas drawing the same latent noise (weights 3.5-11% off; re-checked with the Gaussian
+decoder and RTOL = 5e-3: still caught), each replica's loss a mean over
 its own half rather than a share of the global batch, so the summed gradient doubles (SGD
-weights 180% off; Adam, nearly blind to a gradient's scale, 3.5e-4 off and the logged loss 2×),
+weights 180% off; the logged loss 2×; Adam, nearly blind to a gradient's scale, 3.5e-4 off
+and left to the other two),
 running latent sums kept per replica (600 of 1200 events counted) or summed by keras'
 assign_add (33554352). The single-device reference is compiled without XLA: under XLA
 TensorFlow draws other random numbers than its own kernels do.
@@ -36,7 +40,7 @@ from tests.conftest import REPO, free_ports
 
 WORKER = REPO / "tests" / "distributed_worker.py"
 NUM_TRAIN = 1200  # distributed_worker.NUM_TRAIN
-RTOL = 1e-4  # of each array's largest magnitude; see the module docstring
+RTOL = 5e-3  # of each array's largest magnitude; see the module docstring
 TIMEOUT_S = 300  # a hung collective fails the test instead of blocking CI
 
 

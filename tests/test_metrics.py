@@ -210,16 +210,3 @@ def test_mre_above_threshold_and_median_by_hand():
     # Above 0.1 bohr: 1.0, 2.0, 4.0, -1.0, 0.5, 10.0 → errors 10, 0, 5, 0, 0, 0.
     assert metrics["mre_above_threshold_percent"] == pytest.approx(15.0 / 6)
     assert metrics["mre_median_percent"] == pytest.approx(0.0)
-
-
-def test_interval_coverage_of_gaussian_truth_is_nominal():
-    rng = np.random.default_rng(0)
-    mean = rng.normal(size=(20000, 3, 3))
-    spread = rng.uniform(0.1, 2.0, size=mean.shape)
-    truth = mean + spread * rng.normal(size=mean.shape)
-    coverage = metrics_module.interval_coverage(truth, mean, spread)
-    assert coverage["coverage_68"] == pytest.approx(0.6827, abs=0.005)
-    assert coverage["coverage_95"] == pytest.approx(0.95, abs=0.004)
-    too_narrow = metrics_module.interval_coverage(truth, mean, spread / 2)
-    assert too_narrow["coverage_68"] == pytest.approx(0.3829, abs=0.005)  # P(|Z| < 0.5)
-    assert coverage["mean_spread_bohr"] == pytest.approx(np.mean(spread))

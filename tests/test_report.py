@@ -114,10 +114,23 @@ def test_report_contains_every_metric_with_its_unit_in_groups():
 
 
 def test_report_lists_unknown_metrics_and_skips_missing_groups():
-    report = format_report({"mre_percent": 1.5, "coverage_90": 0.875})
+    report = format_report({"mre_percent": 1.5, "coverage_77": 0.875})
     assert "Position accuracy" not in report
     assert "1.5000 %" in report
-    assert "Other:" in report and "coverage_90" in report and "0.8750" in report
+    assert "Other:" in report and "coverage_77" in report and "0.8750" in report
+
+
+def test_report_leaves_tables_to_metrics_json():
+    """The calibration curve and the spread scale are lists: in metrics.json, not the text."""
+    report = format_report(
+        {
+            "coverage_90": 0.875,
+            "calibration_curve": {"nominal": [0.5], "observed": [0.4]},
+            "spread_scale": [1.0] * 9,
+        }
+    )
+    assert "truth inside the 90 % interval       0.8750 (nominal 0.900)" in report
+    assert "calibration_curve" not in report and "spread_scale" not in report
 
 
 def test_sample_event_indices_are_distinct_reproducible_and_in_range():
