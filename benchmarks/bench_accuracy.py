@@ -6,7 +6,7 @@ neighbours in the momentum frame, the deterministic network of the CVAE's size (
 setting is one simulated set of the largest size; smaller sizes are its first events.
 
 Run from the repository root:
-  python -m benchmarks.bench_accuracy --output=benchmarks/RESULTS.md          # the grid, ~1 h
+  python -m benchmarks.bench_accuracy --output=benchmarks/RESULTS.md          # the grid, ~25 min
   python -m benchmarks.bench_accuracy --quick                                 # 1,000 and 5,000
 """
 

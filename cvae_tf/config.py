@@ -65,7 +65,7 @@ class TrainConfig:
     min_learning_rate: float = 1e-6  # the learning rate is never cut below this
     beta: float = 1.0  # weight of the KL term: 1 = the standard VAE (negative ELBO per event)
     prior_weight: float = 0.5  # share of each step decoding z from the training distribution
-    nll_beta: float = 0.0  # β-NLL power of the decoder variance weighting its NLL gradient
+    nll_beta: float = 0.5  # β-NLL power of the decoder variance weighting its NLL gradient
     l1: float = 0.0  # weight of Σ|w| over Dense kernels
     l2: float = 0.0  # weight of Σw² over Dense kernels
     position_norm: str = "standard"
@@ -145,8 +145,9 @@ _HELP = {
     "z from the encoder + w·NLL with z drawn from the training latent distribution, the way "
     "validation, test and prediction decode; w in [0, 1), 0 = the plain CVAE.",
     "nll_beta": "β-NLL (Seitzer et al. 2022): weight each coordinate's NLL gradient by its "
-    "decoder variance^nll_beta (stop-gradient); 0 = the plain Gaussian likelihood, 0.5 keeps a "
-    "learned variance from slowing the fit of the mean.",
+    "decoder variance^nll_beta (stop-gradient), in [0, 1]; 0 = the plain Gaussian likelihood "
+    "(with --beta=1 exactly the VAE's gradient), 0.5 keeps the learned variance from slowing "
+    "the fit of the mean. The reported reconstruction is the plain NLL either way.",
     "l1": "Weight λ₁ of the L1 penalty Σ|w| over the Dense kernels.",
     "l2": "Weight λ₂ of the L2 penalty Σw² over the Dense kernels.",
     "position_norm": "Normalization of positions, fitted on the training split.",
@@ -253,7 +254,9 @@ def validate(config: TrainConfig) -> TrainConfig:
         raise UserInputError(
             f"--min_learning_rate={config.min_learning_rate}; expected a finite number ≥ 0"
         )
-    for name in ("beta", "l1", "l2", "nll_beta"):
+    if not 0 <= config.nll_beta <= 1:
+        raise UserInputError(f"--nll_beta={config.nll_beta}; expected a number in [0, 1]")
+    for name in ("beta", "l1", "l2"):
         if not getattr(config, name) >= 0:
             raise UserInputError(f"--{name}={getattr(config, name)}; expected a number ≥ 0")
         if not math.isfinite(getattr(config, name)):

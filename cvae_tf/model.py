@@ -13,6 +13,7 @@ LATENT_PRIORS = ("encoder_means", "aggregate_posterior")
 # Soft floor of the decoder's log-variance (normalized units): σ ≥ e^(−12.5) ≈ 4·10⁻⁶.
 MIN_LOG_VARIANCE = -25.0
 LOG_2PI = math.log(2.0 * math.pi)
+VALIDATION_SEED = 2_718_281  # the validation step's fixed latent draws
 
 
 def hidden_layer_sizes(hidden_dim: int, num_layers: int) -> list[int]:
@@ -272,7 +273,7 @@ class CVAE(keras.Model):
 
     # Raw units in and out: what users and the exported SavedModel see.
 
-    def standard_normal(self, shape, dtype=None):
+    def standard_normal(self, shape, dtype=None, seed=None):
         """Noise N(0, 1) [events, ...] from the model's seed generator, one row per event.
 
         Under tf.distribute every replica holds the same generator state (a mirrored variable
@@ -280,20 +281,24 @@ class CVAE(keras.Model):
         replicas' noise. Instead every replica draws the noise of the whole global batch and
         keeps its own rows: independent noise for every event, and exactly a single-device
         run's noise when the replicas' shares are consecutive slices of the global batch.
+
+        An integer `seed` draws the same noise at every call of the same shape instead (keras'
+        stateless draw), for the validation step.
         """
+        seed = self.seed_generator if seed is None else seed
         replicas, first_row, global_rows = _replica_rows(shape[0])
         if replicas is None:
-            return keras.random.normal(shape, dtype=dtype, seed=self.seed_generator)
-        noise = keras.random.normal(
-            (global_rows, *shape[1:]), dtype=dtype, seed=self.seed_generator
-        )
+            return keras.random.normal(shape, dtype=dtype, seed=seed)
+        noise = keras.random.normal((global_rows, *shape[1:]), dtype=dtype, seed=seed)
         return noise[first_row : first_row + shape[0]]
 
-    def sample_latent(self, batch_size):
+    def sample_latent(self, batch_size, seed=None):
         """Latent vectors [batch, latent_dim] from the training latent distribution."""
         if not self.latent_dim:
             return ops.zeros((batch_size, 0), dtype=self.compute_dtype)
-        noise = self.standard_normal((batch_size, self.latent_dim), dtype=self.compute_dtype)
+        noise = self.standard_normal(
+            (batch_size, self.latent_dim), dtype=self.compute_dtype, seed=seed
+        )
         return self.latent_mean + self.latent_std * noise
 
     def decode_positions(self, momenta, latent):
@@ -496,6 +501,11 @@ class CVAE(keras.Model):
     def test_step(self, data):
         """Validation as at test time: positions are only the target, z from the training prior.
 
+        The latent draws are the same at every epoch (VALIDATION_SEED: common random numbers),
+        so that epochs are compared on their weights, not on their luck: with fresh draws the
+        validation per-atom error moved by 0.4 % (noise-free) to 0.9 % (zero-point motion)
+        between draws of one model, above the 0.1 % improvement early stopping asks for.
+
         `loss` and `reconstruction` are the decoder's negative log-likelihood per event at one
         latent draw, `mse` the squared error of its mean per coordinate (normalized units) and
         `atom_error` its mean distance from the true atom (bohr).
@@ -503,7 +513,7 @@ class CVAE(keras.Model):
         momenta, positions = data
         replicas, _, global_batch_size = _replica_rows(ops.shape(momenta)[0])
         normalized_momenta, normalized_positions = self._normalized_inputs(momenta, positions)
-        latent = self.sample_latent(ops.shape(momenta)[0])
+        latent = self.sample_latent(ops.shape(momenta)[0], seed=VALIDATION_SEED)
         mean, log_variance = self.decode_gaussian(latent, normalized_momenta)
         # The recalibrated spread; a scale of 0 (the latent spread alone covers) stays finite.
         log_variance = log_variance + 2.0 * ops.log(ops.maximum(self.spread_scale, 1e-30))

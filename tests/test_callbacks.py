@@ -286,3 +286,22 @@ def test_learning_curves_and_early_stopping_in_a_real_fit(tmp_path):
     assert curves.history["val_atom_error"] == pytest.approx(history.history["val_atom_error"])
     assert len(curves.history["atom_error"]) == 3
     assert all(path.endswith(".png") for path in curves.paths)
+
+
+def test_training_sample_metrics_measure_training_events_as_validation_is():
+    """train_prior_<name> = the model's test step on the fixed sample, added to the epoch logs."""
+    rng = np.random.default_rng(1)
+    inputs = rng.normal(size=(40, 2)).astype("float32")
+    targets = inputs @ np.array([[1.0], [-2.0]], dtype="float32")
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse", metrics=[keras.metrics.MeanAbsoluteError()])
+    callback = callbacks.TrainingSampleMetrics(inputs[:10], targets[:10], batch_size=4)
+    callback.set_model(model)
+    logs = {"loss": 1.0}
+    callback.on_epoch_end(0, logs)
+    predicted = model.predict(inputs[:10], verbose=0)
+    assert logs["loss"] == 1.0  # the epoch's own figures are kept
+    assert logs["train_prior_loss"] == pytest.approx(np.mean((predicted - targets[:10]) ** 2))
+    assert logs["train_prior_mean_absolute_error"] == pytest.approx(
+        np.mean(np.abs(predicted - targets[:10]))
+    )

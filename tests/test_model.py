@@ -200,6 +200,23 @@ def test_validation_and_test_never_see_positions():
     assert clean["history"]["val_loss"] != dirty["history"]["val_loss"]  # targets differ
 
 
+def test_validation_draws_the_same_latents_every_epoch():
+    """Common random numbers: two validation passes of one model agree exactly, yet use z."""
+    momenta, positions = toy_tables(300)
+    cvae = make_cvae(momenta, positions)
+    fit(cvae, momenta, positions, (momenta[:50], positions[:50]), epochs=1)
+    first, second = (
+        cvae.evaluate(momenta[:100], positions[:100], batch_size=50, verbose=0, return_dict=True)
+        for _ in range(2)
+    )
+    assert first == second
+    cvae.latent_std.assign(np.zeros(3))  # z at the distribution's mean: another figure
+    at_mean = cvae.evaluate(
+        momenta[:100], positions[:100], batch_size=50, verbose=0, return_dict=True
+    )
+    assert at_mean["reconstruction"] != first["reconstruction"]
+
+
 def test_latent_statistics_are_exact_over_the_training_split():
     momenta, positions = toy_tables(300)
     for prior in model.LATENT_PRIORS:

@@ -317,3 +317,15 @@ def test_bad_worker_counts_are_user_errors_naming_the_value(workers):
     expected = re.escape(f"workers={workers!r}; expected an integer ≥ 1, or 0 for every")
     with pytest.raises(UserInputError, match=expected):
         simulator.worker_count(workers)
+
+
+def test_relative_detector_resolution_is_that_fraction_of_each_momentum():
+    """Same seed with and without 1 % resolution: the difference is N(0, (0.01·|p_i|)²)."""
+    clean_config = simulator.SimulationConfig(20_000, seed=4)
+    noisy_config = simulator.SimulationConfig(20_000, seed=4, detector_momentum_resolution=0.01)
+    clean_positions, clean = simulator.simulate_events(clean_config)
+    noisy_positions, noisy = simulator.simulate_events(noisy_config)
+    np.testing.assert_array_equal(noisy_positions, clean_positions)
+    standardized = (noisy - clean) / (0.01 * np.linalg.norm(clean, axis=-1, keepdims=True))
+    assert standardized.mean() == pytest.approx(0.0, abs=0.01)
+    assert standardized.std() == pytest.approx(1.0, rel=0.01)

@@ -21,6 +21,7 @@ def test_run_folder_holds_everything(quick_run):
         "split.npz",
         "learning_curve_first_10_epochs.png",
         "learning_curve_remaining_epochs.png",
+        "calibration_curve.png",
     ):
         assert (run_dir / name).is_file(), name
     assert any((run_dir / "logs").rglob("events.out.tfevents.*"))  # TensorBoard
@@ -75,6 +76,35 @@ def test_report_is_printed_and_written(quick_run):
     assert "learning_curve_first_10_epochs.png" in result.stdout
     history = json.loads((run_dir / "history.json").read_text())
     assert len(history["loss"]) == metrics["epochs_trained"] <= 3
+
+
+def test_report_has_the_calibration_a_forecaster_reports(quick_run):
+    run_dir, result = quick_run
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    for level in ("50", "68", "90", "95"):
+        assert 0 <= metrics[f"coverage_{level}"] <= 1
+        assert f"truth inside the {level} % interval" in result.stdout
+    for level in ("68", "95"):
+        for third in (1, 2, 3):
+            assert 0 <= metrics[f"coverage_{level}_spread_bin_{third}"] <= 1
+    # CRPS per coordinate and its mean; never below zero, at most the mean absolute error.
+    per_coordinate = [metrics[f"crps_{atom}{axis}_bohr"] for atom in "CSO" for axis in "xyz"]
+    assert metrics["crps_bohr"] == pytest.approx(np.mean(per_coordinate))
+    assert min(per_coordinate) > 0
+    curve = metrics["calibration_curve"]
+    assert len(curve["nominal"]) == len(curve["observed"]) == 20
+    assert np.all(np.diff(curve["observed"]) >= 0)  # wider intervals never cover less
+    assert len(metrics["spread_scale"]) == 9 and min(metrics["spread_scale"]) >= 0
+    assert "calibration_curve.png" in result.stdout
+
+
+def test_history_has_like_for_like_training_figures_and_the_learning_rate(quick_run):
+    run_dir, _ = quick_run
+    history = json.loads((run_dir / "history.json").read_text())
+    for name in ("atom_error", "reconstruction", "mse"):
+        assert len(history[f"train_prior_{name}"]) == len(history[f"val_{name}"])
+        assert np.isfinite(history[f"train_prior_{name}"]).all()
+    assert history["learning_rate"][0] == pytest.approx(1e-3)
 
 
 def test_existing_run_name_is_refused(quick_run, events_csv, run_command):
