@@ -100,11 +100,28 @@ class RelativeReduceLROnPlateau(RelativeImprovement, keras.callbacks.ReduceLROnP
     Keras' min_delta is absolute, which means nothing for a loss that falls by orders of
     magnitude on noise-free data and sits at a noise floor on noisy data; only the comparison is
     replaced. It also logs `learning_rate` every epoch (keras does), so history.csv has it.
+
+    Training also ends when the schedule is exhausted: a plateau of `patience` epochs with the
+    rate already at `min_lr`. Keras would go on counting; at the floor the validation error of
+    the main job still crept down by 3 % over 145 more epochs, 45 % of the run's time.
+    EarlyStopping (restore_best_weights) then restores the best epoch.
     """
 
     def __init__(self, min_delta_factor: float, patience: int, monitor: str = MONITOR, **kwargs):
         super().__init__(monitor=monitor, mode="min", min_delta=0, patience=patience, **kwargs)
         self.min_delta_factor = min_delta_factor
+        self.exhausted_epoch = None
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        self.exhausted_epoch = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
+        # Past patience after keras' step only when the rate could not be cut any further.
+        if self.patience and self.wait >= self.patience:
+            self.exhausted_epoch = epoch
+            self.model.stop_training = True
 
 
 class TrainingSampleMetrics(keras.callbacks.Callback):

@@ -228,10 +228,15 @@ def test_learning_rate_is_cut_after_patience_epochs_without_relative_improvement
     schedule.on_train_begin()
     rates = []
     # 1.0 → 0.995 is only 0.5 % better: no improvement; two such epochs cut the rate.
-    for epoch, value in enumerate([1.0, 0.995, 0.994, 0.5, 0.499, 0.498, 0.497, 0.496, 0.495]):
+    for epoch, value in enumerate([1.0, 0.995, 0.994, 0.5, 0.499, 0.498, 0.497, 0.496, 0.4951]):
         schedule.on_epoch_end(epoch, {callbacks.MONITOR: value})
         rates.append(float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)))
     assert rates == pytest.approx([0.1, 0.1, 0.05, 0.05, 0.05, 0.025, 0.025, 0.02, 0.02])
+    assert not model.stop_training and schedule.exhausted_epoch is None
+    # At the floor a further plateau of `patience` epochs ends training: nothing left to cut.
+    schedule.on_epoch_end(9, {callbacks.MONITOR: 0.4955})
+    assert model.stop_training and schedule.exhausted_epoch == 9
+    assert float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)) == pytest.approx(0.02)
 
 
 @pytest.mark.parametrize("num_epochs", [25, 4])
