@@ -28,8 +28,8 @@ def test_repaired_data_trains_ten_times_better_bond_lengths(mismatched_csv, tmp_
         latent_dim=2,
         learning_rate=3e-3,
         batch_size=128,
-        epochs=100,
-        patience=100,
+        epochs=15,  # 15 × 128 steps (--min_epoch_steps): as many as 100 passes of 17 batches
+        patience=15,
         output_dir=str(tmp_path),
         num_display_samples=0,
         num_samples=2,
