@@ -43,6 +43,11 @@ class CVAE(keras.Model):
     sampling"). During training they follow the current epoch's running statistics (reset by the
     `LatentStatisticsReset` callback), and `fit_latent_statistics` recomputes them exactly.
 
+    The decoder is a Gaussian N(mean, diag σ²) with a learned per-event variance; the loss is
+    per event (compute_losses), so β = 1 is the standard VAE. `prior_weight` adds Sohn et al.'s
+    hybrid term (decoding z from the training latent distribution), `nll_beta` β-NLL, and
+    `spread_scale` (fit_spread_scale_from) recalibrates σ on a split the model never trained on.
+
     With `frame="momentum"` every event is rotated into the frame its momenta define
     (frames.py) before normalization, and predictions are rotated back, so callers always work
     in their own frame. `latent_dim=0` switches the latent path off: the same network as a
