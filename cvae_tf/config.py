@@ -140,7 +140,8 @@ _HELP = {
     "min_learning_rate": "Lower bound of the learning rate on plateaus.",
     "beta": "Weight β of the KL divergence in the loss. Both terms are per event: the decoder's "
     "Gaussian negative log-likelihood summed over the 9 coordinates, the KL summed over the "
-    "latent dimensions, so β = 1 is the standard VAE (the negative evidence lower bound).",
+    "latent dimensions, so β = 1 weighs them as the standard VAE does (the negative evidence "
+    "lower bound; with --prior_weight=0 --nll_beta=0 the objective is exactly that).",
     "prior_weight": "Hybrid objective (Sohn et al. 2015): the loss is (1 − w)·(NLL + β·KL) with "
     "z from the encoder + w·NLL with z drawn from the training latent distribution, the way "
     "validation, test and prediction decode; w in [0, 1), 0 = the plain CVAE.",
