@@ -125,45 +125,15 @@ class CVAE(keras.Model):
         # first), kept from the first replica. Without an aggregation TensorFlow would silently
         # update each replica's own copy only; "sum" would add up keras' assign_add, which is
         # assign(variable + value), into variable × replicas + Σ values.
-        self.latent_mean = self.add_weight(
-            shape=(latent_dim,),
-            initializer="zeros",
-            trainable=False,
-            aggregation="only_first_replica",
-            name="latent_mean",
-        )
-        self.latent_std = self.add_weight(
-            shape=(latent_dim,),
-            initializer="ones",
-            trainable=False,
-            aggregation="only_first_replica",
-            name="latent_std",
-        )
+        self.latent_mean = self._state_weight((latent_dim,), "zeros", "latent_mean")
+        self.latent_std = self._state_weight((latent_dim,), "ones", "latent_std")
         # Running sums over the current epoch's training batches: Σμ, Σμ², Σσ², count.
-        self._latent_sums = self.add_weight(
-            shape=(3, latent_dim),
-            initializer="zeros",
-            trainable=False,
-            aggregation="only_first_replica",
-            name="latent_sums",
-        )
-        self._latent_count = self.add_weight(
-            shape=(),
-            initializer="zeros",
-            trainable=False,
-            aggregation="only_first_replica",
-            name="latent_count",
-        )
-
-        # Recalibration (fit_spread_scale): per model-frame coordinate, the factor the decoder's
-        # standard deviation is multiplied by wherever the model samples or reports a spread.
-        self.spread_scale = self.add_weight(
-            shape=(NUM_FEATURES,),
-            initializer="ones",
-            trainable=False,
-            aggregation="only_first_replica",
-            name="spread_scale",
-        )
+        self._latent_sums = self._state_weight((3, latent_dim), "zeros", "latent_sums")
+        self._latent_count = self._state_weight((), "zeros", "latent_count")
+        # Recalibration (fit_spread_scale_from): per model-frame coordinate, the factor the
+        # decoder's standard deviation is multiplied by wherever the model samples or reports a
+        # spread.
+        self.spread_scale = self._state_weight((NUM_FEATURES,), "ones", "spread_scale")
 
         self.trackers = {
             name: keras.metrics.Mean(name=name)
@@ -179,6 +149,16 @@ class CVAE(keras.Model):
             )
         }
         self.build((None, NUM_FEATURES))
+
+    def _state_weight(self, shape, initializer: str, name: str):
+        """A non-trainable weight that every replica updates alike, kept from the first."""
+        return self.add_weight(
+            shape=shape,
+            initializer=initializer,
+            trainable=False,
+            aggregation="only_first_replica",
+            name=name,
+        )
 
     def build(self, input_shape):
         latent_input = (None, self.latent_dim + NUM_FEATURES)

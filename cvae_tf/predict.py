@@ -9,6 +9,8 @@ from absl import flags
 from cvae_tf import cli, data, export, run_folder, sampling
 from cvae_tf.cli import UserInputError
 
+MOMENTS_BATCH_SIZE = 65_536  # rows per SavedModel call: K draws of a chunk, a batch at a time
+
 
 def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     """The predict command's flags."""
@@ -80,10 +82,7 @@ def predict_file(
 
 
 def _mixture_columns(serving, momenta_table, num_samples, select, position_columns) -> dict:
-    def moments_once(momenta):
-        both = serving.moments(momenta).numpy()
-        return both[:, :9], both[:, 9:]
-
+    moments_once = sampling.batched_moments(serving.moments, MOMENTS_BATCH_SIZE)
     predicted, spread = [], []
     # Seeded: the same model and input give the same file.
     rng = np.random.default_rng(0)

@@ -35,7 +35,7 @@ def compiled_moments(cvae, batch_size: int, jit_compile: bool = True) -> Callabl
     """A numpy function: momenta [n, 9] → (means, variances) [n, 9] of one latent draw each.
 
     `cvae.sample_moments` compiled once with tf.function (XLA if `jit_compile`), applied to
-    `batch_size` rows at a time.
+    `batch_size` rows at a time (batched_moments).
     """
     import tensorflow as tf  # tf.function is TensorFlow's
 
@@ -49,13 +49,23 @@ def compiled_moments(cvae, batch_size: int, jit_compile: bool = True) -> Callabl
         jit_compile=jit_compile,
         autograph=False,
     )
+    return batched_moments(compiled, batch_size)
+
+
+def batched_moments(sample_moments: Callable, batch_size: int) -> Callable:
+    """A numpy function: momenta [n, 9] → (means, variances) [n, 9], `batch_size` rows a call.
+
+    `sample_moments` maps momenta [rows, 9] to one latent draw's decoder mean and variance side
+    by side, [rows, 18]: the CVAE's `sample_moments` or the SavedModel's `moments` endpoint.
+    """
 
     def moments_once(momenta_table):
-        outputs = [
-            np.asarray(compiled(momenta_table[start : start + batch_size]))
-            for start in range(0, len(momenta_table), batch_size)
-        ]
-        both = np.concatenate(outputs)
+        both = np.concatenate(
+            [
+                np.asarray(sample_moments(momenta_table[start : start + batch_size]))
+                for start in range(0, len(momenta_table), batch_size)
+            ]
+        )
         return both[:, :9], both[:, 9:]
 
     return moments_once

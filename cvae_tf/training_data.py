@@ -182,11 +182,15 @@ def epoch_steps(train_events: int, batch_size: int, config: TrainConfig) -> int:
     The minimum is rounded up to whole compiled calls of --steps_per_execution batches, so an
     epoch never ends inside one.
     """
-    one_pass = -(-train_events // batch_size)
+    one_pass = _one_pass_steps(train_events, batch_size)
     if one_pass >= config.min_epoch_steps:
         return one_pass
     calls = -(-config.min_epoch_steps // config.steps_per_execution)
     return calls * config.steps_per_execution
+
+
+def _one_pass_steps(events: int, batch_size: int) -> int:
+    return -(-events // batch_size)
 
 
 def _training_inputs(momenta, positions, batch_size: int, config: TrainConfig) -> dict:
@@ -197,7 +201,7 @@ def _training_inputs(momenta, positions, batch_size: int, config: TrainConfig) -
     whatever the data's size: early stopping and the learning-rate schedule then count steps.
     """
     steps = epoch_steps(len(momenta), batch_size, config)
-    if steps * batch_size <= len(momenta) + batch_size - 1:  # one pass fills the epoch
+    if steps == _one_pass_steps(len(momenta), batch_size):
         return {"x": momenta, "y": positions, "batch_size": batch_size}
     dataset = (
         tf.data.Dataset.from_tensor_slices((momenta, positions))
@@ -213,7 +217,7 @@ def _streamed_training_inputs(part: streaming.PartFile, batch_size: int, config)
     """keras fit arguments for a streamed training part, repeated as _training_inputs does."""
     dataset = part.dataset(batch_size, config.shuffle_buffer, config.seed)
     steps = epoch_steps(part.size, batch_size, config)
-    if steps * batch_size <= part.size + batch_size - 1:
+    if steps == _one_pass_steps(part.size, batch_size):
         return {"x": dataset}
     return {"x": dataset.repeat(), "steps_per_epoch": steps}
 
