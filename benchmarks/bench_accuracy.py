@@ -10,7 +10,6 @@ Run from the repository root:
   python -m benchmarks.bench_accuracy --quick                                 # 1,000 and 5,000
 """
 
-import dataclasses
 import sys
 import tempfile
 import time
@@ -83,7 +82,7 @@ def nearest_neighbours(events: data.Events, split: data.Split, k: int) -> dict:
 
 def network(csv: Path, output_dir: Path, name: str, latent_dim: int) -> dict:
     """Trains the default network on the CSV; its test metrics and training time."""
-    run_config = dataclasses.replace(
+    run_config = config.replace(
         config.TrainConfig(),
         data=str(csv),
         output_dir=str(output_dir),
@@ -104,7 +103,7 @@ def cell(csv: Path, work: Path) -> dict[str, dict]:
     events = data.load_events(csv)
     defaults = config.TrainConfig()
     split = data.split_indices(
-        len(events), defaults.train_fraction, defaults.val_fraction, defaults.seed
+        len(events), defaults.data.train_fraction, defaults.data.val_fraction, defaults.seed
     )
     results = {
         f"kNN (k={flags.FLAGS.neighbours})": nearest_neighbours(
@@ -112,7 +111,7 @@ def cell(csv: Path, work: Path) -> dict[str, dict]:
         )
     }
     deterministic = network(csv, work, "deterministic", 0)
-    cvae = network(csv, work, "cvae", config.TrainConfig().latent_dim)
+    cvae = network(csv, work, "cvae", config.ModelConfig().latent_dim)
     for values in (deterministic, cvae):
         values["error_ratio"] = values["per_atom_error_bohr"] / deterministic["per_atom_error_bohr"]
         for level in ("68", "95"):

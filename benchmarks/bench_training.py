@@ -43,7 +43,7 @@ def training_speed(defaults, positions, momenta, steps_per_execution, jit_compil
     """Median events/s of training epochs (after a warm-up epoch that compiles)."""
     cvae = training.build_model(defaults, positions, momenta)
     cvae.compile(
-        optimizer=keras.optimizers.Adam(defaults.learning_rate),
+        optimizer=keras.optimizers.Adam(defaults.optimization.learning_rate),
         steps_per_execution=steps_per_execution,
         jit_compile=jit_compile,
     )
@@ -51,7 +51,7 @@ def training_speed(defaults, positions, momenta, steps_per_execution, jit_compil
     cvae.fit(
         momenta,
         positions,
-        batch_size=defaults.batch_size,
+        batch_size=defaults.optimization.batch_size,
         epochs=1 + flags.FLAGS.epochs,
         callbacks=[model.LatentStatisticsReset(), timer],
         verbose=0,
@@ -79,22 +79,24 @@ def main(argv: list[str]) -> None:
     """Prints events/s for both execution settings and for SavedModel inference."""
     del argv  # Unused.
     defaults = config.TrainConfig()
+    optimization = defaults.optimization
     positions, momenta = simulator.simulate_events(
         simulator.SimulationConfig(flags.FLAGS.num_events, seed=1)
     )
     positions = data.to_table(positions).astype(np.float32)
     momenta = data.to_table(momenta).astype(np.float32)
     print(
-        f"Default CVAE ({defaults.hidden_dim}×2^i, {defaults.num_layers} layers, frame "
-        f"{defaults.frame}), {len(momenta)} events, batch {defaults.batch_size}:"
+        f"Default CVAE ({defaults.model.hidden_dim}×2^i, {defaults.model.num_layers} layers, "
+        f"frame {defaults.model.frame}), {len(momenta)} events, batch "
+        f"{defaults.optimization.batch_size}:"
     )
     before = training_speed(defaults, positions, momenta, 1, False)
     print(f"  training, keras per-batch (steps_per_execution=1, no XLA): {before:>9,.0f} events/s")
     after = training_speed(
-        defaults, positions, momenta, defaults.steps_per_execution, defaults.jit_compile
+        defaults, positions, momenta, optimization.steps_per_execution, optimization.jit_compile
     )
     print(
-        f"  training, defaults (steps_per_execution={defaults.steps_per_execution}, XLA):"
+        f"  training, defaults (steps_per_execution={optimization.steps_per_execution}, XLA):"
         f"       {after:>9,.0f} events/s  ({after / before:.2f}×)"
     )
     served = inference_speed(defaults, positions, momenta)

@@ -1,4 +1,4 @@
-"""The training configuration: a typed dataclass, its absl flags, and its validation."""
+"""The training configuration: its parts, their absl flags, and their validation."""
 
 import dataclasses
 import datetime
@@ -10,11 +10,13 @@ from pathlib import Path
 import keras
 from absl import flags
 
-from cvae_tf import distribution, frames, model, preprocessing, sampling, streaming
+from cvae_tf import distribution, flag_fields, frames, model, preprocessing, sampling, streaming
 from cvae_tf.cli import UserInputError
 from cvae_tf.data import MOMENTUM_COLUMNS, POSITION_COLUMNS
+from cvae_tf.flag_fields import option
 
 CENTERS = ("none", "com")
+DATA_LOADINGS = ("auto", "memory", "stream")
 MAX_SEED = 2**32 - 1  # numpy's and keras' global seeds are 32-bit
 MAX_LAYER_WIDTH = 2**16  # a 65536×32768 Dense kernel alone is 8 GiB: beyond that is a typo
 # Flags in which a --resume may differ from the interrupted run: its length, where files lie, and
@@ -35,293 +37,435 @@ RESUMABLE_CHANGES = (
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainConfig:
-    """Every hyperparameter of a training run; library code takes this, never absl's FLAGS."""
+class DataConfig:
+    """Where the events come from and how they are read, split, repaired and normalized."""
 
-    data: str = ""  # CSV path, glob of shards or comma-separated list; empty = the default set.
-    data_loading: str = "auto"  # memory, stream, or auto (stream files over 512 MiB)
-    shuffle_buffer: int = 262_144  # events a streamed training part is shuffled through
-    position_columns: tuple[str, ...] = POSITION_COLUMNS
-    momentum_columns: tuple[str, ...] = MOMENTUM_COLUMNS
-    train_fraction: float = 0.70
-    val_fraction: float = 0.15
-    seed: int = 0
-    hidden_dim: int = 64
-    num_layers: int = 3
-    latent_dim: int = 4
-    activation: str = "gelu"
-    learning_rate: float = 1e-3  # Adam
-    batch_size: int = 256
-    distribution: str = "none"  # none, mirrored (devices of one machine), multi_worker (TF_CONFIG)
-    scale_batch_with_replicas: bool = False  # batch_size per replica, learning rate × replicas
-    steps_per_execution: int = 32  # batches per compiled call: amortizes keras' per-step overhead
-    jit_compile: bool = True  # XLA-compile the train, test and predict steps
-    epochs: int = 300  # maximum; early stopping usually ends sooner
-    min_epoch_steps: int = 100  # an epoch is at least this many optimizer steps (small data)
-    patience: int = 25  # epochs without relative improvement before stopping
-    min_delta_factor: float = 1e-3  # improvement means val < best·(1 − factor)
-    lr_patience: int = 8  # epochs without improvement before the learning rate is cut
-    lr_factor: float = 0.5  # the cut: learning rate × factor
-    min_learning_rate: float = 1e-6  # the learning rate is never cut below this
-    beta: float = 1.0  # weight of the KL term: 1 = the standard VAE (negative ELBO per event)
-    prior_weight: float = 0.5  # share of each step decoding z from the training distribution
-    nll_beta: float = 0.5  # β-NLL power of the decoder variance weighting its NLL gradient
-    l1: float = 0.0  # weight of Σ|w| over Dense kernels
-    l2: float = 0.0  # weight of Σw² over Dense kernels
-    position_norm: str = "standard"
-    momentum_norm: str = "standard"
-    latent_prior: str = "aggregate_posterior"
-    frame: str = "momentum"  # train and predict in the frame the momenta define
-    center: str = "none"  # com: make the target positions centre-of-mass relative
-    align_positions: bool = False  # rotate each event's positions into its momenta's frame
-    check_data: bool = True  # check the data's physics on a sample before training
-    output_dir: str = "saved_models"
-    run_name: str = ""  # empty = a timestamp
-    resume: bool = False  # continue the unfinished run of run_name from its last epoch
-    overwrite: bool = False  # replace a finished (or unfinished) run of the same name
-    num_display_samples: int = 3
-    num_samples: int = 32  # latent samples per test event in the evaluation
-    recalibrate: bool = True  # scale the decoder's spread to the validation residuals
-    select: str = "none"  # point prediction: sample mean, or the energy-selected sample
+    # The files --data names, resolved once when the configuration is validated (empty: the
+    # embedded default set); not a flag.
+    files: tuple[Path, ...] = ()
+
+    data: str = option(
+        "",
+        "CSV file of events, a glob of CSV shards (quoted: 'shards/*.csv', sorted) or a "
+        "comma-separated list of either; empty uses the embedded default OCS data set "
+        "(simulated once, cached).",
+    )
+    data_loading: str = option(
+        "auto",
+        "memory: read the data whole; stream: read it block by block every epoch through "
+        "tf.data (bounded memory, for data larger than memory); auto: stream when the files "
+        "together exceed 512 MiB.",
+        choices=DATA_LOADINGS,
+    )
+    shuffle_buffer: int = option(
+        262_144,
+        "Streamed data only: events in the buffer the training part is shuffled through each "
+        "epoch (in-memory data are shuffled whole).",
+    )
+    position_columns: tuple[str, ...] = option(
+        POSITION_COLUMNS,
+        "Nine position columns (bohr) in the order C x,y,z, O x,y,z, S x,y,z.",
+    )
+    momentum_columns: tuple[str, ...] = option(
+        MOMENTUM_COLUMNS,
+        "Nine momentum columns (a.u.) in the order C x,y,z, O x,y,z, S x,y,z.",
+    )
+    train_fraction: float = option(
+        0.70,
+        "Fraction of events for training, in (0, 1).",
+    )
+    val_fraction: float = option(
+        0.15,
+        "Fraction of events for validation, in (0, 1); the rest is the test split.",
+    )
+    position_norm: str = option(
+        "standard",
+        "Normalization of positions, fitted on the training split.",
+        choices=preprocessing.NORMALIZATIONS,
+    )
+    momentum_norm: str = option(
+        "standard",
+        "Normalization of momenta, fitted on the training split.",
+        choices=preprocessing.NORMALIZATIONS,
+    )
+    center: str = option(
+        "none",
+        "com: subtract each event's centre of mass from its positions, so targets are "
+        "centre-of-mass relative (momenta cannot fix a translation); none: positions as given.",
+        choices=CENTERS,
+    )
+    align_positions: bool = option(
+        False,
+        "Repair data whose positions and momenta live in different frames: rotate each event's "
+        "positions onto its momenta (simulated explosion + Kabsch), centre them.",
+    )
+    check_data: bool = option(
+        True,
+        "Check energies, momentum balance, frames and translation on a sample before training "
+        "and print the verdict with recommended flags; --nocheck_data skips it.",
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """The CVAE's architecture and objective: every field is a `model.CVAE` argument."""
+
+    hidden_dim: int = option(
+        64,
+        "Width of the first encoder layer; layer i has hidden_dim·2^i units.",
+    )
+    num_layers: int = option(
+        3,
+        "Number of hidden layers in the encoder (the decoder mirrors them).",
+    )
+    latent_dim: int = option(
+        4,
+        "Dimension of the latent vector z; 0 switches the latent path off (a deterministic "
+        "network of the same size).",
+    )
+    activation: str = option(
+        "gelu",
+        "Hidden-layer activation: any name keras.activations.get accepts.",
+    )
+    beta: float = option(
+        1.0,
+        "Weight β of the KL divergence in the loss. Both terms are per event: the decoder's "
+        "Gaussian negative log-likelihood summed over the 9 coordinates, the KL summed over the "
+        "latent dimensions, so β = 1 weighs them as the standard VAE does (the negative "
+        "evidence lower bound; with --prior_weight=0 --nll_beta=0 the objective is exactly "
+        "that).",
+    )
+    prior_weight: float = option(
+        0.5,
+        "Hybrid objective (Sohn et al. 2015): the loss is (1 − w)·(NLL + β·KL) with z from the "
+        "encoder + w·NLL with z drawn from the training latent distribution, the way "
+        "validation, test and prediction decode; w in [0, 1), 0 = the plain CVAE.",
+    )
+    nll_beta: float = option(
+        0.5,
+        "β-NLL (Seitzer et al. 2022): weight each coordinate's NLL gradient by its decoder "
+        "variance^nll_beta (stop-gradient), in [0, 1]; 0 = the plain Gaussian likelihood (with "
+        "--beta=1 exactly the VAE's gradient), 0.5 keeps the learned variance from slowing the "
+        "fit of the mean. The reported reconstruction is the plain NLL either way.",
+    )
+    l1: float = option(
+        0.0,
+        "Weight λ₁ of the L1 penalty Σ|w| over the Dense kernels.",
+    )
+    l2: float = option(
+        0.0,
+        "Weight λ₂ of the L2 penalty Σw² over the Dense kernels.",
+    )
+    latent_prior: str = option(
+        "aggregate_posterior",
+        "Spread of the training latent distribution sampled without positions: encoder_means = "
+        "std of the encoder means; aggregate_posterior = also their mean variance.",
+        choices=model.LATENT_PRIORS,
+    )
+    frame: str = option(
+        "momentum",
+        "momentum: rotate each event into the frame its momenta define, train and predict "
+        "there, rotate predictions back (right for randomly oriented molecules); lab: as given.",
+        choices=frames.FRAMES,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizationConfig:
+    """How the model is fitted: optimizer, batches, devices, epochs, schedule."""
+
+    learning_rate: float = option(
+        1e-3,
+        "Adam learning rate.",
+    )
+    batch_size: int = option(
+        256,
+        "Events per training batch.",
+    )
+    distribution: str = option(
+        "none",
+        "tf.distribute strategy: none (one device); mirrored (MirroredStrategy over every GPU "
+        "of this machine, or every logical CPU device without one); multi_worker "
+        "(MultiWorkerMirroredStrategy over the machines TF_CONFIG lists; run the same command "
+        "on each, the chief writes the run folder). --batch_size is the global batch, split "
+        "over the replicas.",
+        choices=distribution.STRATEGIES,
+    )
+    scale_batch_with_replicas: bool = option(
+        False,
+        "With several replicas: keep --batch_size events per replica (global batch batch_size × "
+        "replicas) and multiply the learning rate by the replicas (linear scaling rule); "
+        "otherwise the updates are those of a single-device run.",
+    )
+    steps_per_execution: int = option(
+        32,
+        "Batches run per compiled call (keras compile option); larger amortizes keras' per-step "
+        "overhead, callbacks see batches in groups of this size.",
+    )
+    jit_compile: bool = option(
+        True,
+        "XLA-compile the training, validation and prediction steps.",
+    )
+    epochs: int = option(
+        300,
+        "Maximum number of epochs (early stopping usually ends sooner).",
+    )
+    min_epoch_steps: int = option(
+        100,
+        "Optimizer steps an epoch has at least: a training part smaller than min_epoch_steps "
+        "batches is repeated (reshuffled each pass) to fill the epoch, so patience and the "
+        "learning-rate schedule count about as many steps on 1,000 events as on 50,000.",
+    )
+    patience: int = option(
+        25,
+        "Epochs without a relative improvement of the validation per-atom error in bohr "
+        "(val_atom_error, z from the training latent distribution) before stopping; the best "
+        "epoch's weights are restored.",
+    )
+    min_delta_factor: float = option(
+        1e-3,
+        "Relative improvement an epoch needs: val_atom_error < best·(1 − factor).",
+    )
+    lr_patience: int = option(
+        8,
+        "Epochs without a relative improvement of val_atom_error before the learning rate is "
+        "multiplied by --lr_factor (keras ReduceLROnPlateau); 0 turns the schedule off.",
+    )
+    lr_factor: float = option(
+        0.5,
+        "Factor in (0, 1) the learning rate is multiplied by on a plateau.",
+    )
+    min_learning_rate: float = option(
+        1e-6,
+        "Lower bound of the learning rate on plateaus.",
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluationConfig:
+    """How the trained model is measured on the test part."""
+
+    num_samples: int = option(
+        32,
+        "Latent samples K per test event: the report gives the predictive mean and spread "
+        "(latent draws and the decoder's own variance), how often the truth falls in the "
+        "central 50, 68, 90 and 95 % intervals, and the CRPS.",
+    )
+    num_display_samples: int = option(
+        3,
+        "Random test events shown as a real-vs-predicted table.",
+    )
+    recalibrate: bool = option(
+        True,
+        "After training, scale the decoder's spread so that the validation split's residuals "
+        "match the predictive variance (saved in the model; --norecalibrate keeps the learned "
+        "spread).",
+    )
+    select: str = option(
+        "none",
+        "Point prediction from the K samples: none = their mean; energy = the sample whose "
+        "potential energy best matches the measured kinetic energy.",
+        choices=sampling.SELECTIONS,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class OutputConfig:
+    """Where the run folder goes, and what happens to a run of the same name."""
+
+    output_dir: str = option(
+        "saved_models",
+        "Folder that receives the run folder <output_dir>/<run_name>.",
+    )
+    run_name: str = option(
+        "",
+        "Name of the run folder; empty uses the start time (YYYYmmdd-HHMMSS).",
+    )
+    resume: bool = option(
+        False,
+        "Continue the unfinished run --run_name (interrupted or killed) from its last completed "
+        "epoch, with the same flags (only --epochs and evaluation flags may change).",
+    )
+    overwrite: bool = option(
+        False,
+        "Replace the run folder --run_name, or its unfinished partial folder; the old run stays "
+        "in place until the new one is complete.",
+    )
 
     def resolved_run_name(self) -> str:
         """The run's folder name: --run_name, or the current time."""
         return self.run_name or datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
 
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Every setting of a training run, in parts; library code takes these, never absl's FLAGS.
+
+    The flags are the parts' fields, flat (`--hidden_dim`, not `--model.hidden_dim`); config.json
+    keeps the same flat form (`to_json`).
+    """
+
+    seed: int = option(0, "Seed of the split, the initial weights and the latent sampling.")
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    optimization: OptimizationConfig = OptimizationConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
+    output: OutputConfig = OutputConfig()
+
     def to_json(self) -> str:
-        """Every value, for config.json beside the model."""
-        return json.dumps(dataclasses.asdict(self), indent=2)
-
-
-_HELP = {
-    "data": "CSV file of events, a glob of CSV shards (quoted: 'shards/*.csv', sorted) or a "
-    "comma-separated list of either; empty uses the embedded default OCS data set (simulated "
-    "once, cached).",
-    "data_loading": "memory: read the data whole; stream: read it block by block every epoch "
-    "through tf.data (bounded memory, for data larger than memory); auto: stream when the files "
-    "together exceed 512 MiB.",
-    "shuffle_buffer": "Streamed data only: events in the buffer the training part is shuffled "
-    "through each epoch (in-memory data are shuffled whole).",
-    "position_columns": "Nine position columns (bohr) in the order C x,y,z, O x,y,z, S x,y,z.",
-    "momentum_columns": "Nine momentum columns (a.u.) in the order C x,y,z, O x,y,z, S x,y,z.",
-    "train_fraction": "Fraction of events for training, in (0, 1).",
-    "val_fraction": "Fraction of events for validation, in (0, 1); the rest is the test split.",
-    "seed": "Seed of the split, the initial weights and the latent sampling.",
-    "hidden_dim": "Width of the first encoder layer; layer i has hidden_dim·2^i units.",
-    "num_layers": "Number of hidden layers in the encoder (the decoder mirrors them).",
-    "latent_dim": "Dimension of the latent vector z; 0 switches the latent path off (a "
-    "deterministic network of the same size).",
-    "activation": "Hidden-layer activation: any name keras.activations.get accepts.",
-    "learning_rate": "Adam learning rate.",
-    "batch_size": "Events per training batch.",
-    "distribution": "tf.distribute strategy: none (one device); mirrored (MirroredStrategy over "
-    "every GPU of this machine, or every logical CPU device without one); multi_worker "
-    "(MultiWorkerMirroredStrategy over the machines TF_CONFIG lists; run the same command on "
-    "each, the chief writes the run folder). --batch_size is the global batch, split over the "
-    "replicas.",
-    "scale_batch_with_replicas": "With several replicas: keep --batch_size events per replica "
-    "(global batch batch_size × replicas) and multiply the learning rate by the replicas "
-    "(linear scaling rule); otherwise the updates are those of a single-device run.",
-    "steps_per_execution": "Batches run per compiled call (keras compile option); larger "
-    "amortizes keras' per-step overhead, callbacks see batches in groups of this size.",
-    "jit_compile": "XLA-compile the training, validation and prediction steps.",
-    "epochs": "Maximum number of epochs (early stopping usually ends sooner).",
-    "min_epoch_steps": "Optimizer steps an epoch has at least: a training part smaller than "
-    "min_epoch_steps batches is repeated (reshuffled each pass) to fill the epoch, so patience "
-    "and the learning-rate schedule count about as many steps on 1,000 events as on 50,000.",
-    "patience": "Epochs without a relative improvement of the validation per-atom error in "
-    "bohr (val_atom_error, z from the training latent distribution) before stopping; the best "
-    "epoch's weights are restored.",
-    "min_delta_factor": "Relative improvement an epoch needs: val_atom_error < best·(1 − factor).",
-    "lr_patience": "Epochs without a relative improvement of val_atom_error before the "
-    "learning rate is multiplied by --lr_factor (keras ReduceLROnPlateau); 0 turns the "
-    "schedule off.",
-    "lr_factor": "Factor in (0, 1) the learning rate is multiplied by on a plateau.",
-    "min_learning_rate": "Lower bound of the learning rate on plateaus.",
-    "beta": "Weight β of the KL divergence in the loss. Both terms are per event: the decoder's "
-    "Gaussian negative log-likelihood summed over the 9 coordinates, the KL summed over the "
-    "latent dimensions, so β = 1 weighs them as the standard VAE does (the negative evidence "
-    "lower bound; with --prior_weight=0 --nll_beta=0 the objective is exactly that).",
-    "prior_weight": "Hybrid objective (Sohn et al. 2015): the loss is (1 − w)·(NLL + β·KL) with "
-    "z from the encoder + w·NLL with z drawn from the training latent distribution, the way "
-    "validation, test and prediction decode; w in [0, 1), 0 = the plain CVAE.",
-    "nll_beta": "β-NLL (Seitzer et al. 2022): weight each coordinate's NLL gradient by its "
-    "decoder variance^nll_beta (stop-gradient), in [0, 1]; 0 = the plain Gaussian likelihood "
-    "(with --beta=1 exactly the VAE's gradient), 0.5 keeps the learned variance from slowing "
-    "the fit of the mean. The reported reconstruction is the plain NLL either way.",
-    "l1": "Weight λ₁ of the L1 penalty Σ|w| over the Dense kernels.",
-    "l2": "Weight λ₂ of the L2 penalty Σw² over the Dense kernels.",
-    "position_norm": "Normalization of positions, fitted on the training split.",
-    "momentum_norm": "Normalization of momenta, fitted on the training split.",
-    "latent_prior": "Spread of the training latent distribution sampled without positions: "
-    "encoder_means = std of the encoder means; aggregate_posterior = also their mean variance.",
-    "frame": "momentum: rotate each event into the frame its momenta define, train and predict "
-    "there, rotate predictions back (right for randomly oriented molecules); lab: as given.",
-    "center": "com: subtract each event's centre of mass from its positions, so targets are "
-    "centre-of-mass relative (momenta cannot fix a translation); none: positions as given.",
-    "align_positions": "Repair data whose positions and momenta live in different frames: "
-    "rotate each event's positions onto its momenta (simulated explosion + Kabsch), centre them.",
-    "check_data": "Check energies, momentum balance, frames and translation on a sample before "
-    "training and print the verdict with recommended flags; --nocheck_data skips it.",
-    "output_dir": "Folder that receives the run folder <output_dir>/<run_name>.",
-    "run_name": "Name of the run folder; empty uses the start time (YYYYmmdd-HHMMSS).",
-    "resume": "Continue the unfinished run --run_name (interrupted or killed) from its last "
-    "completed epoch, with the same flags (only --epochs and evaluation flags may change).",
-    "overwrite": "Replace the run folder --run_name, or its unfinished partial folder; the old "
-    "run stays in place until the new one is complete.",
-    "num_display_samples": "Random test events shown as a real-vs-predicted table.",
-    "num_samples": "Latent samples K per test event: the report gives the predictive mean and "
-    "spread (latent draws and the decoder's own variance), how often the truth falls in the "
-    "central 50, 68, 90 and 95 % intervals, and the CRPS.",
-    "recalibrate": "After training, scale the decoder's spread so that the validation split's "
-    "residuals match the predictive variance (saved in the model; --norecalibrate keeps the "
-    "learned spread).",
-    "select": "Point prediction from the K samples: none = their mean; energy = the sample whose "
-    "potential energy best matches the measured kinetic energy.",
-}
-
-DATA_LOADINGS = ("auto", "memory", "stream")
-
-_ENUMS = {
-    "data_loading": DATA_LOADINGS,
-    "distribution": distribution.STRATEGIES,
-    "position_norm": preprocessing.NORMALIZATIONS,
-    "momentum_norm": preprocessing.NORMALIZATIONS,
-    "latent_prior": model.LATENT_PRIORS,
-    "frame": frames.FRAMES,
-    "select": sampling.SELECTIONS,
-    "center": CENTERS,
-}
+        """Every flag's value, for config.json beside the model."""
+        return json.dumps(flag_fields.to_dict(self), indent=2)
 
 
 def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
-    """Defines one absl flag per TrainConfig field, with the dataclass default."""
-    for field in dataclasses.fields(TrainConfig):
-        name, default = field.name, field.default
-        help_text = f"{_HELP[name]} Default: {default!r}."
-        if name in _ENUMS:
-            flags.DEFINE_enum(name, default, _ENUMS[name], help_text, flag_values=flag_values)
-        elif field.type == tuple[str, ...]:
-            flags.DEFINE_list(name, list(default), help_text, flag_values=flag_values)
-        elif field.type is bool:
-            flags.DEFINE_boolean(name, default, help_text, flag_values=flag_values)
-        elif field.type is int:
-            flags.DEFINE_integer(name, default, help_text, flag_values=flag_values)
-        elif field.type is float:
-            flags.DEFINE_float(name, default, help_text, flag_values=flag_values)
-        else:
-            flags.DEFINE_string(name, default, help_text, flag_values=flag_values)
+    """Defines one absl flag per setting of TrainConfig's parts, with its default."""
+    flag_fields.define_flags(TrainConfig, flag_values)
 
 
 def from_flags(flag_values: flags.FlagValues) -> TrainConfig:
     """The validated TrainConfig of the parsed flags."""
-    values = {}
-    for field in dataclasses.fields(TrainConfig):
-        value = flag_values[field.name].value
-        if isinstance(value, list):  # Column lists; "cx, cy" → ("cx", "cy").
-            value = tuple(name.strip() for name in value)
-        values[field.name] = value
-    return validate(TrainConfig(**values))
+    return from_dict(flag_fields.values_from_flags(TrainConfig, flag_values))
+
+
+def from_dict(values: dict) -> TrainConfig:
+    """The validated TrainConfig of flat {flag name: value}; settings not named keep defaults."""
+    return validate(flag_fields.from_dict(TrainConfig, values))
+
+
+def replace(config: TrainConfig, **changes) -> TrainConfig:
+    """The validated `config` with flat settings changed: replace(config, epochs=3, l1=0.1)."""
+    return from_dict({**flag_fields.to_dict(config), **changes})
 
 
 def validate(config: TrainConfig) -> TrainConfig:
-    """Checks every value before any heavy work; raises UserInputError naming the first bad one."""
-    for name in (
-        "hidden_dim",
-        "num_layers",
-        "batch_size",
-        "steps_per_execution",
-        "epochs",
-        "num_samples",
-        "shuffle_buffer",
-        "min_epoch_steps",
-    ):
-        if getattr(config, name) < 1:
-            raise UserInputError(f"--{name}={getattr(config, name)}; expected an integer ≥ 1")
-    for name in ("patience", "num_display_samples", "latent_dim", "lr_patience"):
-        if getattr(config, name) < 0:
-            raise UserInputError(f"--{name}={getattr(config, name)}; expected an integer ≥ 0")
-    if not config.learning_rate > 0:
-        raise UserInputError(f"--learning_rate={config.learning_rate}; expected a number > 0")
-    if not math.isfinite(config.learning_rate):
-        raise UserInputError(
-            f"--learning_rate={config.learning_rate}; expected a finite number > 0"
-        )
-    if not 0 <= config.prior_weight < 1:
-        raise UserInputError(f"--prior_weight={config.prior_weight}; expected a number in [0, 1)")
-    if not 0 < config.lr_factor < 1:
-        raise UserInputError(f"--lr_factor={config.lr_factor}; expected a number in (0, 1)")
-    if not 0 <= config.min_learning_rate < math.inf:
-        raise UserInputError(
-            f"--min_learning_rate={config.min_learning_rate}; expected a finite number ≥ 0"
-        )
-    if not 0 <= config.nll_beta <= 1:
-        raise UserInputError(f"--nll_beta={config.nll_beta}; expected a number in [0, 1]")
-    for name in ("beta", "l1", "l2"):
-        if not getattr(config, name) >= 0:
-            raise UserInputError(f"--{name}={getattr(config, name)}; expected a number ≥ 0")
-        if not math.isfinite(getattr(config, name)):
-            raise UserInputError(f"--{name}={getattr(config, name)}; expected a finite number ≥ 0")
-    if not 0 <= config.seed <= MAX_SEED:
-        raise UserInputError(f"--seed={config.seed}; expected an integer in [0, {MAX_SEED}]")
-    widest = config.hidden_dim * 2 ** (config.num_layers - 1)
+    """Checks every value before any heavy work; raises UserInputError naming the first bad one.
+
+    Returns the configuration with the data files resolved (DataConfig.files).
+    """
+    _check_seed(config.seed)
+    _check_model(config.model)
+    _check_optimization(config.optimization)
+    _check_evaluation(config.evaluation)
+    _check_output(config.output)
+    return dataclasses.replace(config, data=_checked_data(config.data))
+
+
+def _check_at_least(part, names, minimum: int) -> None:
+    for name in names:
+        if getattr(part, name) < minimum:
+            raise UserInputError(f"--{name}={getattr(part, name)}; expected an integer ≥ {minimum}")
+
+
+def _check_positive_finite(part, name: str, strict: bool = False) -> None:
+    value, bound = getattr(part, name), "> 0" if strict else "≥ 0"
+    if not (value > 0 if strict else value >= 0):
+        raise UserInputError(f"--{name}={value}; expected a number {bound}")
+    if not math.isfinite(value):
+        raise UserInputError(f"--{name}={value}; expected a finite number {bound}")
+
+
+def _check_seed(seed: int) -> None:
+    if not 0 <= seed <= MAX_SEED:
+        raise UserInputError(f"--seed={seed}; expected an integer in [0, {MAX_SEED}]")
+
+
+def _check_model(part: ModelConfig) -> None:
+    _check_at_least(part, ("hidden_dim", "num_layers"), 1)
+    _check_at_least(part, ("latent_dim",), 0)
+    # Beyond 18 layers the widest exceeds MAX_LAYER_WIDTH for any hidden_dim ≥ 1: no need to list
+    # the widths of a typo like --num_layers=10**9.
+    widest = model.hidden_layer_sizes(part.hidden_dim, min(part.num_layers, 18))[-1]
     if widest > MAX_LAYER_WIDTH:
         raise UserInputError(
-            f"--hidden_dim={config.hidden_dim} and --num_layers={config.num_layers} make a layer "
+            f"--hidden_dim={part.hidden_dim} and --num_layers={part.num_layers} make a layer "
             f"{widest} units wide; expected hidden_dim·2^(num_layers−1) ≤ {MAX_LAYER_WIDTH}"
         )
-    if not 0 <= config.min_delta_factor < 1:
+    if not 0 <= part.prior_weight < 1:
+        raise UserInputError(f"--prior_weight={part.prior_weight}; expected a number in [0, 1)")
+    if not 0 <= part.nll_beta <= 1:
+        raise UserInputError(f"--nll_beta={part.nll_beta}; expected a number in [0, 1]")
+    for name in ("beta", "l1", "l2"):
+        _check_positive_finite(part, name)
+    if not _is_usable_activation(part.activation):
         raise UserInputError(
-            f"--min_delta_factor={config.min_delta_factor}; expected a number in [0, 1)"
+            f"--activation={part.activation!r} is not a keras activation usable here; "
+            f"expected one of {', '.join(usable_activations())}"
         )
-    for name in ("train_fraction", "val_fraction"):
-        if not 0 < getattr(config, name) < 1:
-            raise UserInputError(f"--{name}={getattr(config, name)}; expected a number in (0, 1)")
-    if config.train_fraction + config.val_fraction >= 1:
+
+
+def _check_optimization(part: OptimizationConfig) -> None:
+    _check_at_least(part, ("batch_size", "steps_per_execution", "epochs", "min_epoch_steps"), 1)
+    _check_at_least(part, ("patience", "lr_patience"), 0)
+    _check_positive_finite(part, "learning_rate", strict=True)
+    if not 0 < part.lr_factor < 1:
+        raise UserInputError(f"--lr_factor={part.lr_factor}; expected a number in (0, 1)")
+    if not 0 <= part.min_learning_rate < math.inf:
         raise UserInputError(
-            f"--train_fraction + --val_fraction = {config.train_fraction + config.val_fraction:g}"
+            f"--min_learning_rate={part.min_learning_rate}; expected a finite number ≥ 0"
+        )
+    if not 0 <= part.min_delta_factor < 1:
+        raise UserInputError(
+            f"--min_delta_factor={part.min_delta_factor}; expected a number in [0, 1)"
+        )
+    if part.distribution == "multi_worker" and distribution.cluster_task() is None:
+        raise UserInputError(
+            "--distribution=multi_worker needs the TF_CONFIG environment variable, e.g. "
+            f"TF_CONFIG='{distribution.TF_CONFIG_SHAPE}'"
+        )
+
+
+def _check_evaluation(part: EvaluationConfig) -> None:
+    _check_at_least(part, ("num_samples",), 1)
+    _check_at_least(part, ("num_display_samples",), 0)
+
+
+def _check_output(part: OutputConfig) -> None:
+    if Path(part.output_dir).exists() and not Path(part.output_dir).is_dir():
+        raise UserInputError(
+            f"--output_dir='{part.output_dir}' is a file; expected a folder for run folders"
+        )
+    if "/" in part.run_name or part.run_name.startswith(".") or "\0" in part.run_name:
+        raise UserInputError(
+            f"--run_name={part.run_name!r}; expected a plain folder name, not starting with '.'"
+        )
+    if part.resume and part.overwrite:
+        raise UserInputError(
+            "--resume and --overwrite contradict each other: --resume continues the unfinished "
+            "run, --overwrite starts it afresh; pass one"
+        )
+    if part.resume and not part.run_name:
+        raise UserInputError("--resume needs the --run_name of the run to continue")
+
+
+def _checked_data(part: DataConfig) -> DataConfig:
+    _check_at_least(part, ("shuffle_buffer",), 1)
+    for name in ("train_fraction", "val_fraction"):
+        if not 0 < getattr(part, name) < 1:
+            raise UserInputError(f"--{name}={getattr(part, name)}; expected a number in (0, 1)")
+    if part.train_fraction + part.val_fraction >= 1:
+        raise UserInputError(
+            f"--train_fraction + --val_fraction = {part.train_fraction + part.val_fraction:g}"
             " leaves no test events; expected a sum below 1"
         )
-    for name in ("position_columns", "momentum_columns"):
-        columns = getattr(config, name)
+    check_column_names(part.position_columns, part.momentum_columns)
+    files = streaming.data_files(part.data) if part.data else ()
+    return dataclasses.replace(part, files=files)
+
+
+def check_column_names(position_columns, momentum_columns) -> None:
+    """Errors unless both lists name 9 distinct columns each, and no column is in both."""
+    for name, columns in (
+        ("position_columns", position_columns),
+        ("momentum_columns", momentum_columns),
+    ):
         if len(columns) != 9 or len(set(columns)) != 9 or not all(columns):
             raise UserInputError(
                 f"--{name} has {len(columns)} names {list(columns)}; expected 9 distinct names "
                 "in the order C x,y,z, O x,y,z, S x,y,z"
             )
-    if set(config.position_columns) & set(config.momentum_columns):
-        raise UserInputError(
-            "--position_columns and --momentum_columns share "
-            f"{sorted(set(config.position_columns) & set(config.momentum_columns))}"
-        )
-    if not _is_usable_activation(config.activation):
-        raise UserInputError(
-            f"--activation={config.activation!r} is not a keras activation usable here; "
-            f"expected one of {', '.join(usable_activations())}"
-        )
-    if config.data:
-        streaming.data_files(config.data)
-    if Path(config.output_dir).exists() and not Path(config.output_dir).is_dir():
-        raise UserInputError(
-            f"--output_dir='{config.output_dir}' is a file; expected a folder for run folders"
-        )
-    if "/" in config.run_name or config.run_name.startswith(".") or "\0" in config.run_name:
-        raise UserInputError(
-            f"--run_name={config.run_name!r}; expected a plain folder name, not starting with '.'"
-        )
-    if config.distribution == "multi_worker" and distribution.cluster_task() is None:
-        raise UserInputError(
-            "--distribution=multi_worker needs the TF_CONFIG environment variable, e.g. "
-            f"TF_CONFIG='{distribution.TF_CONFIG_SHAPE}'"
-        )
-    if config.resume and config.overwrite:
-        raise UserInputError(
-            "--resume and --overwrite contradict each other: --resume continues the unfinished "
-            "run, --overwrite starts it afresh; pass one"
-        )
-    if config.resume and not config.run_name:
-        raise UserInputError("--resume needs the --run_name of the run to continue")
-    return config
+    shared = sorted(set(position_columns) & set(momentum_columns))
+    if shared:
+        raise UserInputError(f"--position_columns and --momentum_columns share {shared}")
 
 
 def _is_usable_activation(name: str) -> bool:

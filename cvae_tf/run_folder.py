@@ -2,7 +2,6 @@
 
 import contextlib
 import ctypes
-import dataclasses
 import errno
 import fcntl
 import hashlib
@@ -12,6 +11,7 @@ import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from cvae_tf import flag_fields
 from cvae_tf.cli import UserInputError
 from cvae_tf.config import RESUMABLE_CHANGES, TrainConfig
 
@@ -153,8 +153,9 @@ def exchange(first: Path, second: Path) -> None:
 
 def check_run_name(config: TrainConfig, run_dir: Path, work_dir: Path) -> None:
     """Refuses, before any heavy work, a run that would replace or ignore another one."""
-    if run_dir.exists() and not config.overwrite:
-        if config.resume:
+    output = config.output
+    if run_dir.exists() and not output.overwrite:
+        if output.resume:
             raise UserInputError(
                 f"run folder '{run_dir}' is already complete, there is nothing to resume; pass "
                 "--overwrite instead of --resume to train it afresh"
@@ -164,18 +165,18 @@ def check_run_name(config: TrainConfig, run_dir: Path, work_dir: Path) -> None:
             "--overwrite to replace it"
         )
     if not work_dir.exists():
-        if config.resume:
+        if output.resume:
             raise UserInputError(
                 f"--resume: there is no unfinished run '{work_dir}' to continue; start the run "
                 "without --resume"
             )
         return
-    if not (config.resume or config.overwrite):
+    if not (output.resume or output.overwrite):
         raise UserInputError(
             f"'{work_dir}' holds an unfinished run of '{run_dir.name}' (interrupted, or still "
             "running); pass --resume to continue it or --overwrite to start afresh"
         )
-    if config.resume and (work_dir / RESUME_FILE).is_file():
+    if output.resume and (work_dir / RESUME_FILE).is_file():
         started = json.loads((work_dir / RESUME_FILE).read_text())["config"]
         now = _resumable_config(config)
         for name, value in started.items():
@@ -190,7 +191,7 @@ def check_run_name(config: TrainConfig, run_dir: Path, work_dir: Path) -> None:
 
 def _resumable_config(config: TrainConfig) -> dict:
     """The flags a --resume must repeat, as JSON values."""
-    values = dataclasses.asdict(config)
+    values = flag_fields.to_dict(config)
     kept = {name: value for name, value in values.items() if name not in RESUMABLE_CHANGES}
     return json.loads(json.dumps(kept))
 
@@ -202,7 +203,7 @@ def _flag_text(value) -> str:
 def start_or_resume(config: TrainConfig, work_dir: Path, data_digest: str) -> dict:
     """The partial folder's resume state: read and checked on --resume, else written afresh."""
     resume_file = work_dir / RESUME_FILE
-    if config.resume and resume_file.is_file():
+    if config.output.resume and resume_file.is_file():
         state = json.loads(resume_file.read_text())
         if state["data_sha256"] != data_digest:
             raise UserInputError(

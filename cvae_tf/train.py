@@ -6,7 +6,7 @@ from cvae_tf import callbacks, cli, config, training
 
 
 def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
-    """The train command's flags: one per TrainConfig field."""
+    """The train command's flags: one per setting of TrainConfig's parts."""
     config.define_flags(flag_values)
 
 

@@ -47,7 +47,7 @@ class RunResult:
 def build_model(config: TrainConfig, train_positions, train_momenta) -> model.CVAE:
     """The configured (uncompiled) CVAE, normalization fitted on training tables [events, 9]."""
     return model_from_statistics(
-        config, *training_data.frame_statistics(config.frame, train_positions, train_momenta)
+        config, *training_data.frame_statistics(config.model.frame, train_positions, train_momenta)
     )
 
 
@@ -57,25 +57,19 @@ def model_from_statistics(
     momentum_statistics: preprocessing.ColumnStatistics,
 ) -> model.CVAE:
     """The configured (uncompiled) CVAE with normalization from training-part statistics."""
-    position_offset, position_variance = position_statistics.normalization(config.position_norm)
-    momentum_offset, momentum_variance = momentum_statistics.normalization(config.momentum_norm)
+    position_offset, position_variance = position_statistics.normalization(
+        config.data.position_norm
+    )
+    momentum_offset, momentum_variance = momentum_statistics.normalization(
+        config.data.momentum_norm
+    )
     return model.CVAE(
         position_offset=position_offset,
         position_variance=position_variance,
         momentum_offset=momentum_offset,
         momentum_variance=momentum_variance,
-        hidden_dim=config.hidden_dim,
-        num_layers=config.num_layers,
-        latent_dim=config.latent_dim,
-        activation=config.activation,
-        beta=config.beta,
-        l1=config.l1,
-        l2=config.l2,
-        latent_prior=config.latent_prior,
-        frame=config.frame,
         seed=config.seed,
-        nll_beta=config.nll_beta,
-        prior_weight=config.prior_weight,
+        **dataclasses.asdict(config.model),
     )
 
 
@@ -97,22 +91,23 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> RunResult:
     training ends, and return a result without a run folder.
     """
     # First: MultiWorkerMirroredStrategy must exist before TensorFlow's runtime starts.
-    strategy = distribution.make_strategy(config.distribution)
-    chief = config.distribution != "multi_worker" or distribution.is_chief()
-    run_name = config.resolved_run_name()
-    output_dir = Path(config.output_dir)
+    optimization, output = config.optimization, config.output
+    strategy = distribution.make_strategy(optimization.distribution)
+    chief = optimization.distribution != "multi_worker" or distribution.is_chief()
+    run_name = output.resolved_run_name()
+    output_dir = Path(output.output_dir)
     run_dir = output_dir / run_name
     work_dir = run_folder.partial_path(output_dir, run_name if chief else _worker_name(run_name))
     if chief:
         run_folder.check_run_name(config, run_dir, work_dir)
     batch_size, learning_rate = distribution.scaled_batch_and_learning_rate(
-        config.batch_size,
-        config.learning_rate,
+        optimization.batch_size,
+        optimization.learning_rate,
         strategy.num_replicas_in_sync,
-        config.scale_batch_with_replicas,
+        optimization.scale_batch_with_replicas,
     )
     steps_per_execution, jit_compile = distribution.compile_options(
-        strategy, config.steps_per_execution, config.jit_compile
+        strategy, optimization.steps_per_execution, optimization.jit_compile
     )
     with training_data.load(config, batch_size) as run_data:  # its temporary files go at the end
         keras.utils.set_random_seed(config.seed)
@@ -127,15 +122,15 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> RunResult:
             )
 
         output_dir.mkdir(parents=True, exist_ok=True)
-        with run_folder.locked_partial(work_dir, fresh=not config.resume):
+        with run_folder.locked_partial(work_dir, fresh=not output.resume):
             state = run_folder.start_or_resume(
                 config, work_dir, run_folder.files_digest(run_data.files)
             )
             try:
-                watch = callbacks.EpochWatch(resume=config.resume)
+                watch = callbacks.EpochWatch(resume=output.resume)
                 cvae.fit(
                     **run_data.fit_inputs,
-                    epochs=config.epochs,
+                    epochs=optimization.epochs,
                     callbacks=_callback_stack(config, work_dir, watch, run_data, batch_size),
                     verbose=_progress_verbosity(verbose) if chief else 0,
                 )
@@ -155,12 +150,12 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> RunResult:
                         keras.ops.convert_to_numpy(cvae.optimizer.learning_rate)
                     ),
                 }
-                if config.distribution != "none":
+                if optimization.distribution != "none":
                     # Evaluated and saved as a plain one-device model: no collective ops (the other
                     # workers are gone), and a SavedModel free of distributed variables.
                     cvae = _single_device_copy(cvae, config, run_data)
                 cvae.fit_latent_statistics_from(run_data.latent_batches())
-                if config.recalibrate:
+                if config.evaluation.recalibrate:
                     cvae.fit_spread_scale_from(run_data.validation_batches(), CALIBRATION_SAMPLES)
                 test_metrics, text = evaluate(cvae, run_data.test, run_data.mean_geometry, config)
                 test_metrics["data"] = ",".join(str(path) for path in run_data.files)
@@ -215,11 +210,11 @@ def _single_device_copy(
 
 def _divergence_message(config: TrainConfig, epoch: int, key: str, value: float) -> str:
     which = "training" if key == "loss" else "validation"
-    rate = config.learning_rate
-    if "none" in (config.position_norm, config.momentum_norm):
+    rate, data_config = config.optimization.learning_rate, config.data
+    if "none" in (data_config.position_norm, data_config.momentum_norm):
         data_cause = (
-            f"unnormalized data (--position_norm={config.position_norm} "
-            f"--momentum_norm={config.momentum_norm}; try standard)"
+            f"unnormalized data (--position_norm={data_config.position_norm} "
+            f"--momentum_norm={data_config.momentum_norm}; try standard)"
         )
     else:
         data_cause = "extreme values in the data"
@@ -236,16 +231,17 @@ def _callback_stack(
     run_data: training_data.TrainingData,
     batch_size: int,
 ) -> list[keras.callbacks.Callback]:
+    optimization = config.optimization
     schedule = (
         [
             callbacks.RelativeReduceLROnPlateau(
-                min_delta_factor=config.min_delta_factor,
-                patience=config.lr_patience,
-                factor=config.lr_factor,
-                min_lr=config.min_learning_rate,
+                min_delta_factor=optimization.min_delta_factor,
+                patience=optimization.lr_patience,
+                factor=optimization.lr_factor,
+                min_lr=optimization.min_learning_rate,
             )
         ]
-        if config.lr_patience
+        if optimization.lr_patience
         else []
     )
     return [
@@ -255,7 +251,7 @@ def _callback_stack(
         watch,
         *schedule,
         callbacks.RelativeEarlyStopping(
-            min_delta_factor=config.min_delta_factor, patience=config.patience
+            min_delta_factor=optimization.min_delta_factor, patience=optimization.patience
         ),
         keras.callbacks.CSVLogger(str(work_dir / HISTORY_FILE), append=True),
         # After CSVLogger: the curves are drawn from the whole run's CSV, resumed epochs included.
@@ -285,13 +281,13 @@ def evaluate(
       cvae: the trained model.
       test: the test events, positions (bohr) and momenta (a.u.), (events, 3, 3).
       mean_geometry: the training part's mean positions (3, 3), bohr: the baseline to beat.
-      config: the run's configuration (num_samples, select, num_display_samples, seed, center).
+      config: the run's configuration (its evaluation part, seed, center and jit_compile).
     """
-    true_positions = test.positions
-    samples = _sample_summaries(cvae, test, config.num_samples, config)
-    predicted = data.to_events_array(samples["energy" if config.select == "energy" else "mean"])
+    evaluation, true_positions = config.evaluation, test.positions
+    samples = _sample_summaries(cvae, test, evaluation.num_samples, config)
+    predicted = data.to_events_array(samples["energy" if evaluation.select == "energy" else "mean"])
     results = metrics.evaluate_positions(true_positions, predicted, test.momenta)
-    results["num_samples"] = config.num_samples
+    results["num_samples"] = evaluation.num_samples
     truth_table, mean, std = data.to_table(true_positions), samples["mean"], samples["std"]
     results.update(calibration.interval_coverage(truth_table, mean, std))
     results.update(calibration.coverage_by_spread(truth_table, mean, std))
@@ -302,7 +298,7 @@ def evaluate(
     )
     nominal, observed = calibration.calibration_curve(truth_table, mean, std)
     results["calibration_curve"] = {"nominal": nominal.tolist(), "observed": observed.tolist()}
-    if config.num_samples > 1:
+    if evaluation.num_samples > 1:
         results.update(_selection_comparison(samples, test))
     # The bar to clear: always predicting the training part's mean geometry.
     results["baseline_training_mean_per_atom_error_bohr"] = float(
@@ -310,10 +306,10 @@ def evaluate(
             true_positions, np.broadcast_to(mean_geometry, true_positions.shape)
         ).mean()
     )
-    shown = report.sample_event_indices(len(test), config.num_display_samples, config.seed)
+    shown = report.sample_event_indices(len(test), evaluation.num_display_samples, config.seed)
     frame_note = (
         "Positions are centre-of-mass relative (--center=com)."
-        if config.center == "com"
+        if config.data.center == "com"
         else "Positions in the data's own origin (--center=none)."
     )
     text = "\n\n".join(
@@ -336,7 +332,9 @@ def _sample_summaries(
     K latent draws per event each give the decoder's mean and variance; the predictive
     distribution is their mixture (sampling.predictive_chunks), sampled a chunk at a time.
     """
-    moments_once = sampling.compiled_moments(cvae, PREDICT_BATCH_SIZE, config.jit_compile)
+    moments_once = sampling.compiled_moments(
+        cvae, PREDICT_BATCH_SIZE, config.optimization.jit_compile
+    )
     momenta_table, truth_table = data.to_table(test.momenta), data.to_table(test.positions)
     summaries = {"mean": [], "std": [], "energy": [], "crps": []}
     for rows, mean, std, draws in sampling.predictive_chunks(

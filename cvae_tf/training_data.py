@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from cvae_tf import alignment, data, diagnostics, model, preprocessing, streaming
 from cvae_tf.cli import UserInputError
-from cvae_tf.config import TrainConfig
+from cvae_tf.config import OptimizationConfig, TrainConfig
 
 CHECK_SAMPLE_SIZE = 1000  # events the pre-training data check explodes (about 0.1 s)
 LATENT_BATCH_SIZE = 8192  # events per encoder call when the latent statistics are refitted
@@ -49,8 +49,8 @@ class TrainingData:
 
 
 def data_files(config: TrainConfig) -> tuple[Path, ...]:
-    """The run's CSV files: those --data names, else the embedded default set."""
-    return streaming.data_files(config.data) if config.data else (data.default_data_path(),)
+    """The run's CSV files: those --data names (resolved by config.validate), else the default."""
+    return config.data.files or (data.default_data_path(),)
 
 
 def load(config: TrainConfig, batch_size: int | None = None) -> TrainingData:
@@ -61,21 +61,21 @@ def load(config: TrainConfig, batch_size: int | None = None) -> TrainingData:
     --data_loading=memory reads every file whole; stream reads them block by block each epoch
     (streaming.py); auto streams when the files together exceed STREAM_THRESHOLD_BYTES.
     """
-    files = data_files(config)
+    files, data_config = data_files(config), config.data
     source = streaming.EventSource(
         files=files,
-        position_columns=config.position_columns,
-        momentum_columns=config.momentum_columns,
-        train_fraction=config.train_fraction,
-        val_fraction=config.val_fraction,
+        position_columns=data_config.position_columns,
+        momentum_columns=data_config.momentum_columns,
+        train_fraction=data_config.train_fraction,
+        val_fraction=data_config.val_fraction,
         seed=config.seed,
-        center=config.center,
+        center=data_config.center,
     )
-    streamed = config.data_loading == "stream" or (
-        config.data_loading == "auto"
+    streamed = data_config.data_loading == "stream" or (
+        data_config.data_loading == "auto"
         and streaming.total_bytes(files) > streaming.STREAM_THRESHOLD_BYTES
     )
-    batch_size = batch_size or config.batch_size
+    batch_size = batch_size or config.optimization.batch_size
     if streamed:
         return _streamed_data(config, source, batch_size)
     return _in_memory_data(config, source, batch_size)
@@ -85,9 +85,9 @@ def _in_memory_data(
     config: TrainConfig, source: streaming.EventSource, batch_size: int
 ) -> TrainingData:
     events, split = source.load()
-    if config.check_data:
+    if config.data.check_data:
         _print_data_check(events, config)
-    if config.align_positions:
+    if config.data.align_positions:
         events, residual = alignment.align_events(events)
         print(
             "Aligned positions to their momenta: residual |Δp|/|p| median "
@@ -97,7 +97,7 @@ def _in_memory_data(
     events = source.prepare(events)
     # Statistics from float64, as a streamed run computes them; the model trains in float32.
     position_statistics, momentum_statistics = frame_statistics(
-        config.frame,
+        config.model.frame,
         data.to_table(events.positions[split.train]),
         data.to_table(events.momenta[split.train]),
     )
@@ -131,7 +131,7 @@ def _in_memory_data(
 def _streamed_data(
     config: TrainConfig, source: streaming.EventSource, batch_size: int
 ) -> TrainingData:
-    if config.align_positions:
+    if config.data.align_positions:
         raise UserInputError(
             "--align_positions needs the data in memory (--data_loading=memory); repair large "
             "files first with python -m cvae_tf.align, one file or shard at a time"
@@ -144,11 +144,11 @@ def _streamed_data(
         flush=True,
     )
     try:
-        summary = source.scan(config.frame, CHECK_SAMPLE_SIZE, Path(cache.name))
+        summary = source.scan(config.model.frame, CHECK_SAMPLE_SIZE, Path(cache.name))
     except BaseException:
         cache.cleanup()
         raise
-    if config.check_data:
+    if config.data.check_data:
         _print_data_check(summary.check_sample, config)
     train_size, val_size, test_size = (int(size) for size in summary.part_sizes)
     print(
@@ -176,17 +176,17 @@ def _streamed_data(
     )
 
 
-def epoch_steps(train_events: int, batch_size: int, config: TrainConfig) -> int:
+def epoch_steps(train_events: int, batch_size: int, optimization: OptimizationConfig) -> int:
     """Optimizer steps per epoch: one pass, or at least --min_epoch_steps.
 
     The minimum is rounded up to whole compiled calls of --steps_per_execution batches, so an
     epoch never ends inside one.
     """
     one_pass = _one_pass_steps(train_events, batch_size)
-    if one_pass >= config.min_epoch_steps:
+    if one_pass >= optimization.min_epoch_steps:
         return one_pass
-    calls = -(-config.min_epoch_steps // config.steps_per_execution)
-    return calls * config.steps_per_execution
+    calls = -(-optimization.min_epoch_steps // optimization.steps_per_execution)
+    return calls * optimization.steps_per_execution
 
 
 def _one_pass_steps(events: int, batch_size: int) -> int:
@@ -200,7 +200,7 @@ def _training_inputs(momenta, positions, batch_size: int, config: TrainConfig) -
     pass (tf.data shuffle, seeded), so an epoch means about the same number of optimizer steps
     whatever the data's size: early stopping and the learning-rate schedule then count steps.
     """
-    steps = epoch_steps(len(momenta), batch_size, config)
+    steps = epoch_steps(len(momenta), batch_size, config.optimization)
     if steps == _one_pass_steps(len(momenta), batch_size):
         return {"x": momenta, "y": positions, "batch_size": batch_size}
     dataset = (
@@ -215,8 +215,8 @@ def _training_inputs(momenta, positions, batch_size: int, config: TrainConfig) -
 
 def _streamed_training_inputs(part: streaming.PartFile, batch_size: int, config) -> dict:
     """keras fit arguments for a streamed training part, repeated as _training_inputs does."""
-    dataset = part.dataset(batch_size, config.shuffle_buffer, config.seed)
-    steps = epoch_steps(part.size, batch_size, config)
+    dataset = part.dataset(batch_size, config.data.shuffle_buffer, config.seed)
+    steps = epoch_steps(part.size, batch_size, config.optimization)
     if steps == _one_pass_steps(part.size, batch_size):
         return {"x": dataset}
     return {"x": dataset.repeat(), "steps_per_epoch": steps}

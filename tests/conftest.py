@@ -41,7 +41,7 @@ def free_ports(count: int) -> list[int]:
 
 def quick_config(events_csv, output_dir, **changes) -> config.TrainConfig:
     values = {**QUICK, "data": str(events_csv), "output_dir": str(output_dir), **changes}
-    return config.validate(config.TrainConfig(**values))
+    return config.from_dict(values)
 
 
 @pytest.fixture(scope="session")

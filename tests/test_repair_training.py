@@ -1,6 +1,5 @@
 """Issue 7's acceptance: a CVAE on repaired data beats the same CVAE on the raw data ≥ 10×."""
 
-import dataclasses
 
 import pandas as pd
 import pytest
@@ -21,24 +20,26 @@ def mismatched_csv(tmp_path_factory):
 
 
 def test_repaired_data_trains_ten_times_better_bond_lengths(mismatched_csv, tmp_path, capsys):
-    same_cvae = config.TrainConfig(
-        data=str(mismatched_csv),
-        hidden_dim=32,
-        num_layers=3,
-        latent_dim=2,
-        learning_rate=3e-3,
-        batch_size=128,
-        epochs=15,  # 15 × 128 steps (--min_epoch_steps): as many as 100 passes of 17 batches
-        patience=15,
-        output_dir=str(tmp_path),
-        num_display_samples=0,
-        num_samples=2,
+    same_cvae = config.from_dict(
+        dict(
+            data=str(mismatched_csv),
+            hidden_dim=32,
+            num_layers=3,
+            latent_dim=2,
+            learning_rate=3e-3,
+            batch_size=128,
+            epochs=15,  # 15 × 128 steps (--min_epoch_steps): as many as 100 passes of 17 batches
+            patience=15,
+            output_dir=str(tmp_path),
+            num_display_samples=0,
+            num_samples=2,
+        )
     )
-    raw = training.train(dataclasses.replace(same_cvae, run_name="raw"), verbose=0).metrics
+    raw = training.train(config.replace(same_cvae, run_name="raw"), verbose=0).metrics
     printed = capsys.readouterr().out
     assert "different frames" in printed and "--center=com --align_positions" in printed
     repaired_run = training.train(
-        dataclasses.replace(
+        config.replace(
             same_cvae, run_name="repaired", align_positions=True, center="com", check_data=False
         ),
         verbose=0,

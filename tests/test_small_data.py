@@ -10,7 +10,7 @@ EPOCHS = 12
 
 
 def test_epoch_steps_by_hand():
-    defaults = config.TrainConfig()  # min_epoch_steps 100, steps_per_execution 32
+    defaults = config.OptimizationConfig()  # min_epoch_steps 100, steps_per_execution 32
     # 35,000 events at batch 256: one pass, 137 steps (more than the minimum).
     assert training_data.epoch_steps(35_000, 256, defaults) == 137
     # 700 events: 3 steps a pass; the minimum of 100 rounded up to 4 calls of 32 = 128.
@@ -31,7 +31,7 @@ def thousand_events(tmp_path_factory):
 
 
 def _short_run(csv, tmp_path, **overrides):
-    run_config = dataclasses.replace(
+    run_config = config.replace(
         config.TrainConfig(),
         data=str(csv),
         output_dir=str(tmp_path),
