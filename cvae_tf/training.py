@@ -109,8 +109,11 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> RunResult:
     steps_per_execution, jit_compile = distribution.compile_options(
         strategy, optimization.steps_per_execution, optimization.jit_compile
     )
+    # Before the data: a tf.data shuffle takes TensorFlow's global seed when it is made, so a run
+    # seeded after it depended on what the process ran before (a fresh process and one that
+    # had trained already shuffled differently).
+    keras.utils.set_random_seed(config.seed)
     with training_data.load(config, batch_size) as run_data:  # its temporary files go at the end
-        keras.utils.set_random_seed(config.seed)
         with strategy.scope():
             cvae = model_from_statistics(
                 config, run_data.position_statistics, run_data.momentum_statistics

@@ -37,6 +37,11 @@ def twin_runs(events_csv, tmp_path_factory):
     """
     output_dir = tmp_path_factory.mktemp("twins")
     first = training.train(quick_config(events_csv, output_dir, run_name="first"), verbose=0)
+    # A run with another seed in between: the twin must not depend on what the process ran
+    # before it (TensorFlow's global seed once leaked from one run into the next's shuffle).
+    training.train(
+        quick_config(events_csv, output_dir, run_name="other", seed=3, epochs=1), verbose=0
+    )
     second = output_dir / "second"
     shutil.copytree(first.run_dir, second)
     (second / "old-marker").write_text("the run being replaced\n")
