@@ -19,7 +19,17 @@ import numpy as np
 from absl import app, flags
 from scipy.spatial import cKDTree
 
-from cvae_tf import config, data, frames, metrics, simulator, training
+from cvae_tf import (
+    config,
+    csv_files,
+    data,
+    event_source,
+    frames,
+    metrics,
+    simulator,
+    split,
+    training,
+)
 
 # name → (zero-point momentum spread a.u., relative detector resolution, description)
 NOISES = {
@@ -63,17 +73,17 @@ def momentum_frame_tables(events: data.Events) -> tuple[np.ndarray, np.ndarray, 
     return rotations, momenta, positions
 
 
-def nearest_neighbours(events: data.Events, split: data.Split, k: int) -> dict:
+def nearest_neighbours(events: data.Events, parts: split.Split, k: int) -> dict:
     """kNN on standardized momentum-frame momenta, averaging neighbours' frame positions."""
     rotations, momenta, positions = momentum_frame_tables(events)
-    scale = momenta[split.train].std(axis=0)
+    scale = momenta[parts.train].std(axis=0)
     scale = np.where(scale > 1e-6 * scale.max(), scale, 1.0)
     started = time.perf_counter()
-    tree = cKDTree(momenta[split.train] / scale)
-    _, neighbours = tree.query(momenta[split.test] / scale, k=min(k, len(split.train)))
-    in_frame = positions[split.train][neighbours].mean(axis=1).reshape(-1, 3, 3)
-    predicted = np.asarray(frames.from_frame(rotations[split.test], in_frame))
-    test = events.positions[split.test], events.momenta[split.test]
+    tree = cKDTree(momenta[parts.train] / scale)
+    _, neighbours = tree.query(momenta[parts.test] / scale, k=min(k, len(parts.train)))
+    in_frame = positions[parts.train][neighbours].mean(axis=1).reshape(-1, 3, 3)
+    predicted = np.asarray(frames.from_frame(rotations[parts.test], in_frame))
+    test = events.positions[parts.test], events.momenta[parts.test]
     return {
         **metrics.evaluate_positions(test[0], predicted, test[1]),
         "train_seconds": time.perf_counter() - started,
@@ -100,14 +110,17 @@ def network(csv: Path, output_dir: Path, name: str, latent_dim: int) -> dict:
 
 def cell(csv: Path, work: Path) -> dict[str, dict]:
     """Every method's test metrics on one data set."""
-    events = data.load_events(csv)
     defaults = config.TrainConfig()
-    split = data.split_indices(
-        len(events), defaults.data.train_fraction, defaults.data.val_fraction, defaults.seed
-    )
+    # The events and parts a default in-memory training run of `csv` gets.
+    events, parts = event_source.EventSource(
+        files=(csv,),
+        train_fraction=defaults.data.train_fraction,
+        val_fraction=defaults.data.val_fraction,
+        seed=defaults.seed,
+    ).load()
     results = {
         f"kNN (k={flags.FLAGS.neighbours})": nearest_neighbours(
-            events, split, flags.FLAGS.neighbours
+            events, parts, flags.FLAGS.neighbours
         )
     }
     deterministic = network(csv, work, "deterministic", 0)
@@ -188,7 +201,7 @@ def main(argv: list[str]) -> None:
             positions, momenta = simulator.simulate_events(simulation)
             for size in sizes:
                 csv = work / f"events_{noise}_{size}.csv"
-                data.write_events_csv(csv, positions[:size], momenta[:size])
+                csv_files.write_events_csv(csv, positions[:size], momenta[:size])
                 results = cell(csv, work / f"runs_{noise}_{size}")
                 sections += [
                     "",

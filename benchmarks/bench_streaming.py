@@ -22,7 +22,7 @@ from pathlib import Path
 
 from absl import app, flags
 
-from cvae_tf import data
+from cvae_tf import default_data
 
 flags.DEFINE_integer("num_events", 5_000_000, "Events in the streamed CSV. Default: 5000000.")
 flags.DEFINE_string("data", "", "An existing CSV to stream instead of the simulated one.")
@@ -47,7 +47,7 @@ _EPOCH_LINE = re.compile(r"^(\d+)/\1 - (\d+)s - (\d+)ms/step", re.MULTILINE)
 
 def simulated_csv(num_events: int, seed: int) -> Path:
     """A cached CSV of `num_events` simulated events (written once with the simulate command)."""
-    path = data.cache_dir() / "benchmarks" / f"ocs_{num_events}_seed{seed}.csv"
+    path = default_data.cache_dir() / "benchmarks" / f"ocs_{num_events}_seed{seed}.csv"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         print(f"simulating {num_events} events into {path} ...", flush=True)

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 from absl import flags
 
-from cvae_tf import alignment, check_data, cli, data
+from cvae_tf import alignment, check_data, cli, csv_files, data, metrics
 
 
 def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
@@ -32,9 +32,9 @@ def align_file(
     Returns:
         Each event's relative forward mismatch before and after the alignment.
     """
-    events = data.load_events(input_path, position_columns, momentum_columns)
+    events = csv_files.load_events(input_path, position_columns, momentum_columns)
     aligned, after = alignment.align_events(events)  # first: it refuses coincident atoms
-    before = alignment.forward_mismatch(events)
+    before = metrics.forward_momentum_error(events.positions, events.momenta)
     # Read again as text (load_events has validated it) so untouched columns keep their digits.
     frame = pd.read_csv(
         input_path,
@@ -44,10 +44,10 @@ def align_file(
         encoding="utf-8-sig",
         index_col=False,
     )
-    frame.columns = data.read_header(input_path)
+    frame.columns = csv_files.read_header(input_path)
     for column, values in zip(position_columns, data.to_table(aligned.positions).T, strict=True):
         frame[column] = values
-    data.write_csv_atomically(output_path, frame)
+    csv_files.write_csv_atomically(output_path, frame)
     return before, after
 
 

@@ -78,11 +78,6 @@ def superposition_rmsd(predicted_positions: np.ndarray, true_positions: np.ndarr
     return np.sqrt(np.mean(np.sum(np.square(superposed - true), axis=-1), axis=-1))
 
 
-def forward_mismatch(events: data.Events) -> np.ndarray:
-    """|explode(positions) − momenta| / |momenta| per event, the positions as given."""
-    return relative_mismatch(simulator.explode(events.positions), events.momenta)
-
-
 def align_events(events: data.Events) -> tuple[data.Events, np.ndarray]:
     """Positions rotated into their momenta's frame and centred on the centre of mass.
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from absl import flags
 
-from cvae_tf import cli, data, diagnostics
+from cvae_tf import cli, csv_files, data, diagnostics
 from cvae_tf.cli import UserInputError
 
 
@@ -45,7 +45,7 @@ def columns_from_flags(flag_values: flags.FlagValues) -> tuple[tuple[str, ...], 
 
 
 def data_path_from_flags(flag_values: flags.FlagValues) -> Path:
-    """The --data path; data.read_header reports a missing or unreadable file."""
+    """The --data path; csv_files.read_header reports a missing or unreadable file."""
     if not flag_values.data:
         raise UserInputError("--data is required; expected a CSV file of events")
     return Path(flag_values.data)
@@ -74,7 +74,7 @@ def execute(flag_values: flags.FlagValues) -> None:
             raise UserInputError(
                 f"--{name}={flag_values[name].value}; expected an integer ≥ {minimum}"
             )
-    events = data.load_events(path, position_columns, momentum_columns)
+    events = csv_files.load_events(path, position_columns, momentum_columns)
     verdict = diagnostics.check_events(events, flag_values.sample_size, flag_values.seed)
     print(verdict.format())
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import keras
 from absl import flags
 
-from cvae_tf import distribution, flag_fields, frames, model, preprocessing, sampling, streaming
+from cvae_tf import csv_files, distribution, flag_fields, frames, model, preprocessing, sampling
 from cvae_tf.cli import UserInputError
 from cvae_tf.data import MOMENTUM_COLUMNS, POSITION_COLUMNS
 from cvae_tf.flag_fields import option
@@ -448,7 +448,7 @@ def _checked_data(part: DataConfig) -> DataConfig:
             " leaves no test events; expected a sum below 1"
         )
     check_column_names(part.position_columns, part.momentum_columns)
-    files = streaming.data_files(part.data) if part.data else ()
+    files = csv_files.data_files(part.data) if part.data else ()
     return dataclasses.replace(part, files=files)
 
 

@@ -15,6 +15,7 @@ v_lab = Rᵀ·v_frame. The ops are backend-neutral, so the same code runs on num
 data and inside the exported SavedModel.
 """
 
+import numpy as np
 from keras import ops
 
 FRAMES = ("momentum", "lab")
@@ -54,3 +55,16 @@ def to_frame(rotations, vectors):
 def from_frame(rotations, vectors):
     """Vectors [batch, n, 3] in frame coordinates back to lab coordinates: Rᵀ·v."""
     return ops.einsum("bji,bnj->bni", rotations, vectors)
+
+
+def model_frame_tables(
+    frame: str, positions: np.ndarray, momenta: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Position and momentum tables [events, 9] in the frame the model normalizes in (numpy)."""
+    if frame == "lab" or not len(momenta):
+        return np.asarray(positions), np.asarray(momenta)
+    rotations = momentum_frame(np.reshape(momenta, (-1, 3, 3)))
+    return tuple(
+        np.asarray(ops.reshape(to_frame(rotations, ops.reshape(table, (-1, 3, 3))), (-1, 9)))
+        for table in (positions, momenta)
+    )

@@ -53,8 +53,7 @@ def forward_momentum_error(predicted_positions: np.ndarray, momenta: np.ndarray)
     reproduces what the detector saw (≈ 0 for a perfect prediction of an event from rest).
     """
     exploded = simulator.explode(np.asarray(predicted_positions, dtype=float))
-    difference = np.linalg.norm((exploded - momenta).reshape(len(momenta), -1), axis=-1)
-    return difference / np.linalg.norm(np.reshape(momenta, (len(momenta), -1)), axis=-1)
+    return alignment.relative_mismatch(exploded, momenta)
 
 
 def evaluate_positions(

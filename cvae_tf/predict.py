@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from absl import flags
 
-from cvae_tf import cli, data, export, run_folder, sampling
+from cvae_tf import cli, csv_files, export, run_folder, sampling
 from cvae_tf.cli import UserInputError
 
 MOMENTS_BATCH_SIZE = 65_536  # rows per SavedModel call: K draws of a chunk, a batch at a time
@@ -69,7 +69,7 @@ def predict_file(
         raise UserInputError(f"--num_samples={num_samples}; expected an integer ≥ 1")
     cli.check_output_path(output_path, overwrite, input_path)
     run_config = run_folder.check_complete(model_dir)
-    momenta_table = data.read_columns(input_path, run_config["momentum_columns"])
+    momenta_table = csv_files.read_columns(input_path, run_config["momentum_columns"])
     serving = export.load_saved_model(model_dir / export.SAVED_MODEL_DIR)
     position_columns = run_config["position_columns"]
     if num_samples == 1:  # one posterior draw per event
@@ -77,7 +77,7 @@ def predict_file(
         columns = dict(zip(position_columns, predicted.T, strict=True))
     else:  # the predictive mixture of K latent draws: its mean (or energy pick) and spread
         columns = _mixture_columns(serving, momenta_table, num_samples, select, position_columns)
-    data.write_csv_atomically(output_path, pd.DataFrame(columns))
+    csv_files.write_csv_atomically(output_path, pd.DataFrame(columns))
     return len(momenta_table)
 
 

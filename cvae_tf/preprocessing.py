@@ -3,6 +3,8 @@
 import keras
 import numpy as np
 
+from cvae_tf import frames
+
 NORMALIZATIONS = ("none", "standard", "minmax")
 _NEGLIGIBLE_SPREAD = 1e-6  # relative to the widest column
 
@@ -67,6 +69,33 @@ class ColumnStatistics:
             raise ValueError(f"unknown normalization {method!r}; expected one of {NORMALIZATIONS}")
         spread = np.where(spread > _NEGLIGIBLE_SPREAD * np.max(spread, initial=0.0), spread, 1.0)
         return offset, np.square(spread)
+
+
+class FrameStatistics:
+    """ColumnStatistics of position (bohr) and momentum (a.u.) tables in the model's frame."""
+
+    def __init__(self, frame: str):
+        self.frame = frame  # one of frames.FRAMES
+        self.positions = ColumnStatistics(9)
+        self.momenta = ColumnStatistics(9)
+
+    def update(self, positions: np.ndarray, momenta: np.ndarray) -> None:
+        """Adds tables [events, 9] of the same events, given in the lab frame."""
+        model_positions, model_momenta = frames.model_frame_tables(self.frame, positions, momenta)
+        self.positions.update(model_positions)
+        self.momenta.update(model_momenta)
+
+
+def frame_statistics(
+    frame: str, positions: np.ndarray, momenta: np.ndarray, chunk_rows: int = 65_536
+) -> tuple[ColumnStatistics, ColumnStatistics]:
+    """Normalization statistics of training tables [events, 9] in the model's frame."""
+    statistics = FrameStatistics(frame)
+    for start in range(0, len(momenta), chunk_rows):
+        statistics.update(
+            positions[start : start + chunk_rows], momenta[start : start + chunk_rows]
+        )
+    return statistics.positions, statistics.momenta
 
 
 def normalization_statistics(method: str, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -5,7 +5,7 @@ import time
 
 from absl import flags
 
-from cvae_tf import cli, data, physics, simulator
+from cvae_tf import cli, csv_files, physics, simulator
 from cvae_tf.cli import UserInputError
 
 _PRIOR = simulator.GeometryPrior()
@@ -145,7 +145,7 @@ def chunk_csv(config: simulator.SimulationConfig, index: int, chunk_events: int)
     # Formatting here, in the workers, as well as simulating: pandas' to_csv is the slower half
     # (55,000 against 99,000 events/s on one core), and the parent then only writes text.
     positions, momenta = simulator.simulate_chunk(config, index, chunk_events)
-    return data.csv_text(data.events_frame(positions, momenta), header=index == 0)
+    return csv_files.csv_text(csv_files.events_frame(positions, momenta), header=index == 0)
 
 
 def execute(flag_values: flags.FlagValues) -> None:
@@ -158,7 +158,7 @@ def execute(flag_values: flags.FlagValues) -> None:
     # --num_events. closing() stops the workers as soon as writing fails.
     chunks = simulator.map_chunks(chunk_csv, config, workers, progress=True)
     with contextlib.closing(chunks):
-        data.write_csv_atomically(path, chunks)
+        csv_files.write_csv_atomically(path, chunks)
     seconds = time.perf_counter() - started
     print(
         f"Wrote {config.num_events} simulated events (positions in bohr, momenta in a.u.) to "

@@ -16,6 +16,7 @@ from cvae_tf import (
     data,
     distribution,
     export,
+    input_pipeline,
     metrics,
     model,
     physics,
@@ -23,7 +24,6 @@ from cvae_tf import (
     report,
     run_folder,
     sampling,
-    training_data,
 )
 from cvae_tf.cli import UserInputError
 from cvae_tf.config import TrainConfig
@@ -47,7 +47,7 @@ class RunResult:
 def build_model(config: TrainConfig, train_positions, train_momenta) -> model.CVAE:
     """The configured (uncompiled) CVAE, normalization fitted on training tables [events, 9]."""
     return model_from_statistics(
-        config, *training_data.frame_statistics(config.model.frame, train_positions, train_momenta)
+        config, *preprocessing.frame_statistics(config.model.frame, train_positions, train_momenta)
     )
 
 
@@ -113,7 +113,7 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> RunResult:
     # seeded after it depended on what the process ran before (a fresh process and one that
     # had trained already shuffled differently).
     keras.utils.set_random_seed(config.seed)
-    with training_data.load(config, batch_size) as run_data:  # its temporary files go at the end
+    with input_pipeline.load(config, batch_size) as run_data:  # its temporary files go at the end
         with strategy.scope():
             cvae = model_from_statistics(
                 config, run_data.position_statistics, run_data.momentum_statistics
@@ -203,7 +203,7 @@ def _worker_name(run_name: str) -> str:
 
 
 def _single_device_copy(
-    cvae: model.CVAE, config: TrainConfig, run_data: training_data.TrainingData
+    cvae: model.CVAE, config: TrainConfig, run_data: input_pipeline.TrainingData
 ) -> model.CVAE:
     """The trained model's weights in a CVAE built outside any tf.distribute strategy."""
     copy = model_from_statistics(config, run_data.position_statistics, run_data.momentum_statistics)
@@ -231,7 +231,7 @@ def _callback_stack(
     config: TrainConfig,
     work_dir: Path,
     watch: callbacks.EpochWatch,
-    run_data: training_data.TrainingData,
+    run_data: input_pipeline.TrainingData,
     batch_size: int,
 ) -> list[keras.callbacks.Callback]:
     optimization = config.optimization

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cvae_tf import config, data, simulator
+from cvae_tf import config, csv_files, simulator
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -49,7 +49,7 @@ def events_csv(tmp_path_factory) -> Path:
     """600 simulated OCS events (random orientation, from rest) as a CSV with default columns."""
     path = tmp_path_factory.mktemp("data") / "events.csv"
     positions, momenta = simulator.simulate_events(simulator.SimulationConfig(600, seed=5))
-    data.write_events_csv(path, positions, momenta)
+    csv_files.write_events_csv(path, positions, momenta)
     return path
 
 
@@ -84,3 +84,22 @@ def quick_run(events_csv, tmp_path_factory, run_command):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return output_dir / "quick", result
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    """Three CSV shards of 300, 250 and 170 events (the last with blank lines, CRLF, quotes)."""
+    folder = tmp_path_factory.mktemp("shards")
+    positions, momenta = simulator.simulate_events(simulator.SimulationConfig(720, seed=11))
+    bounds = [0, 300, 550, 720]
+    paths = []
+    for index in range(3):
+        path = folder / f"part-{index:02d}.csv"
+        part = slice(bounds[index], bounds[index + 1])
+        csv_files.write_events_csv(path, positions[part], momenta[part])
+        paths.append(path)
+    header, *lines = paths[2].read_text().splitlines()
+    lines[40] = ", ".join(f'"{cell}"' for cell in lines[40].split(","))
+    lines.insert(100, "")  # a blank line: skipped, not a data row
+    paths[2].write_bytes(("\r\n".join([header, *lines]) + "\r\n\r\n").encode())
+    return folder, paths, positions, momenta

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from cvae_tf import data, preprocessing
+from cvae_tf import csv_files, data, preprocessing
 from cvae_tf.cli import UserInputError
 
 COLUMNS = [*data.POSITION_COLUMNS, *data.MOMENTUM_COLUMNS]
@@ -19,7 +19,7 @@ FEW = settings(
 
 # Every finite float the loader accepts: subnormal to its ±1e18 limit, and zero.
 accepted_floats = st.floats(
-    min_value=-data.MAX_MAGNITUDE, max_value=data.MAX_MAGNITUDE, allow_nan=False
+    min_value=-csv_files.MAX_MAGNITUDE, max_value=csv_files.MAX_MAGNITUDE, allow_nan=False
 )
 
 
@@ -42,7 +42,7 @@ def test_finite_tables_round_trip_in_any_column_order(table, order, extra):
     folder = Path(tempfile.mkdtemp())
     written = folder / "written.csv"
     positions, momenta = data.to_events_array(table[:, :9]), data.to_events_array(table[:, 9:])
-    data.write_events_csv(written, positions, momenta)
+    csv_files.write_events_csv(written, positions, momenta)
     # The same file with its columns shuffled (and maybe a text column added) reads the same.
     header, *rows = [line.split(",") for line in written.read_text().splitlines()]
     index = [header.index(name) for name in order]
@@ -50,8 +50,8 @@ def test_finite_tables_round_trip_in_any_column_order(table, order, extra):
     shuffled += [[row[i] for i in index] + (["note"] if extra else []) for row in rows]
     path = folder / "shuffled.csv"
     path.write_text("\n".join(",".join(row) for row in shuffled) + "\n")
-    for loaded in (data.load_events(written), data.load_events(path)):
-        # 12 significant digits (data.FLOAT_FORMAT); atol for subnormals, which hold fewer.
+    for loaded in (csv_files.load_events(written), csv_files.load_events(path)):
+        # 12 significant digits (csv_files.FLOAT_FORMAT); atol for subnormals, which hold fewer.
         np.testing.assert_allclose(loaded.positions, positions, rtol=1e-11, atol=1e-300)
         np.testing.assert_allclose(loaded.momenta, momenta, rtol=1e-11, atol=1e-300)
 
@@ -70,7 +70,7 @@ def test_any_cell_gives_finite_numbers_or_a_one_line_user_error(cell, row, colum
     lines[row][COLUMNS.index(column)] = cell
     text = "\n".join([",".join(COLUMNS)] + [",".join(line) for line in lines]) + "\n"
     try:
-        events = data.load_events(scratch_file(text))
+        events = csv_files.load_events(scratch_file(text))
     except UserInputError as error:
         assert "\n" not in str(error)
         return
@@ -97,14 +97,14 @@ def test_junk_cells_are_always_refused(cell, row, column):
     lines[row][COLUMNS.index(column)] = cell
     text = "\n".join([",".join(COLUMNS)] + [",".join(line) for line in lines]) + "\n"
     with pytest.raises(UserInputError):
-        data.load_events(scratch_file(text))
+        csv_files.load_events(scratch_file(text))
 
 
 @FEW
 @given(content=st.binary(max_size=64))
 def test_arbitrary_bytes_never_raise_anything_but_a_user_error(content):
     try:
-        data.load_events(scratch_file(content))
+        csv_files.load_events(scratch_file(content))
     except UserInputError:
         pass
     else:

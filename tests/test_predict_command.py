@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pandas as pd
 
-from cvae_tf import data, export
+from cvae_tf import csv_files, data, export
 
 
 def momenta_csv(events_csv, tmp_path, rows=25, shuffle_columns=True):
@@ -24,7 +24,7 @@ def test_saved_model_matches_the_in_memory_model_for_the_same_latents(quick_run,
     run_dir, _ = quick_run
     cvae = keras.models.load_model(run_dir / "model.keras")
     serving = export.load_saved_model(run_dir / export.SAVED_MODEL_DIR)
-    momenta = data.to_table(data.load_events(events_csv).momenta[:40]).astype(np.float32)
+    momenta = data.to_table(csv_files.load_events(events_csv).momenta[:40]).astype(np.float32)
     latent = np.random.default_rng(0).normal(size=(40, cvae.latent_dim)).astype(np.float32)
     np.testing.assert_allclose(
         serving.decode(momenta, latent).numpy(),

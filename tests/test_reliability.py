@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cvae_tf import data, model, predict, run_folder, simulator, training
+from cvae_tf import csv_files, model, predict, run_folder, simulator, training
 from cvae_tf.cli import UserInputError
 from tests.commands import call
 from tests.conftest import QUICK, REPO, quick_config
@@ -156,7 +156,7 @@ def test_constant_columns_train_without_dividing_by_zero(tmp_path):
     )
     assert not positions[..., 2].any() and not momenta[..., 2].any()
     path = tmp_path / "planar.csv"
-    data.write_events_csv(path, positions, momenta)
+    csv_files.write_events_csv(path, positions, momenta)
     result = training.train(
         quick_config(
             path,

@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from cvae_tf import config, data, simulator, training
+from cvae_tf import config, csv_files, data, simulator, training
 from tests import commands
 from tests.frame_mismatch import frame_mismatched_events
 
@@ -14,7 +14,7 @@ def mismatched_csv(tmp_path_factory):
     positions, momenta = simulator.simulate_events(simulator.SimulationConfig(3000, seed=21))
     bad, *_ = frame_mismatched_events(positions, momenta, seed=1)
     path = tmp_path_factory.mktemp("mismatched") / "events.csv"
-    data.write_events_csv(path, bad.positions, bad.momenta)
+    csv_files.write_events_csv(path, bad.positions, bad.momenta)
     return path
 
 

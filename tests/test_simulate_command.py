@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cvae_tf import data, physics, simulator
+from cvae_tf import csv_files, data, physics, simulator
 from tests.commands import call
 from tests.conftest import REPO
 
@@ -105,7 +105,7 @@ def test_the_file_does_not_depend_on_the_worker_count(tmp_path, monkeypatch):
     config = simulator.SimulationConfig(
         350, seed=6, zero_point_momentum_spread=3.0, detector_momentum_noise=1.0
     )
-    data.write_events_csv(tmp_path / "whole.csv", *simulator.simulate_events(config))
+    csv_files.write_events_csv(tmp_path / "whole.csv", *simulator.simulate_events(config))
     whole = (tmp_path / "whole.csv").read_bytes()
     lines = whole.splitlines()
     assert len(lines) == 351 and lines.count(lines[0]) == 1  # one header

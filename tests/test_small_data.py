@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 
-from cvae_tf import config, data, simulator, training, training_data
+from cvae_tf import config, csv_files, fit_inputs, simulator, training
 
 EPOCHS = 12
 
@@ -12,13 +12,13 @@ EPOCHS = 12
 def test_epoch_steps_by_hand():
     defaults = config.OptimizationConfig()  # min_epoch_steps 100, steps_per_execution 32
     # 35,000 events at batch 256: one pass, 137 steps (more than the minimum).
-    assert training_data.epoch_steps(35_000, 256, defaults) == 137
+    assert fit_inputs.epoch_steps(35_000, 256, defaults) == 137
     # 700 events: 3 steps a pass; the minimum of 100 rounded up to 4 calls of 32 = 128.
-    assert training_data.epoch_steps(700, 256, defaults) == 128
+    assert fit_inputs.epoch_steps(700, 256, defaults) == 128
     one_per_call = dataclasses.replace(defaults, steps_per_execution=1)
-    assert training_data.epoch_steps(700, 256, one_per_call) == 100
+    assert fit_inputs.epoch_steps(700, 256, one_per_call) == 100
     no_minimum = dataclasses.replace(defaults, min_epoch_steps=1)
-    assert training_data.epoch_steps(700, 256, no_minimum) == 3
+    assert fit_inputs.epoch_steps(700, 256, no_minimum) == 3
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,7 @@ def thousand_events(tmp_path_factory):
     """1,000 noise-free simulated events in random orientation, as a CSV."""
     positions, momenta = simulator.simulate_events(simulator.SimulationConfig(1_000, seed=21))
     path = tmp_path_factory.mktemp("small") / "events.csv"
-    data.write_events_csv(path, positions, momenta)
+    csv_files.write_events_csv(path, positions, momenta)
     return path
 
 

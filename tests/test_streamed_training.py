@@ -7,7 +7,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from cvae_tf import data, simulator, streaming, training, training_data
+from cvae_tf import csv_files, input_pipeline, simulator, training
 from tests.commands import call
 from tests.conftest import quick_config
 
@@ -19,7 +19,7 @@ def shard_glob(tmp_path_factory):
     positions, momenta = simulator.simulate_events(simulator.SimulationConfig(900, seed=21))
     for index in range(3):
         part = slice(300 * index, 300 * (index + 1))
-        data.write_events_csv(folder / f"ocs-{index}.csv", positions[part], momenta[part])
+        csv_files.write_events_csv(folder / f"ocs-{index}.csv", positions[part], momenta[part])
     return str(folder / "ocs-*.csv")
 
 
@@ -78,10 +78,10 @@ def test_streamed_run_folder_is_complete_without_row_indices(memory_and_stream_r
 
 
 def test_auto_streams_only_above_the_threshold(shard_glob, tmp_path, monkeypatch):
-    small = training_data.load(quick_config(shard_glob, tmp_path))
+    small = input_pipeline.load(quick_config(shard_glob, tmp_path))
     assert not small.streamed
-    monkeypatch.setattr(streaming, "STREAM_THRESHOLD_BYTES", 1000)
-    large = training_data.load(quick_config(shard_glob, tmp_path))
+    monkeypatch.setattr(input_pipeline, "STREAM_THRESHOLD_BYTES", 1000)
+    large = input_pipeline.load(quick_config(shard_glob, tmp_path))
     assert large.streamed and large.part_sizes == small.part_sizes
 
 

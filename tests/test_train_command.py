@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from absl import flags
 
-from cvae_tf import data, frames, train
+from cvae_tf import csv_files, data, frames, split, train
 from tests.conftest import REPO
 
 
@@ -48,13 +48,13 @@ def test_config_json_records_every_flag(quick_run, events_csv):
 
 def test_split_indices_partition_the_events(quick_run):
     run_dir, _ = quick_run
-    split = np.load(run_dir / "split.npz")
-    together = np.concatenate([split["train"], split["validation"], split["test"]])
+    saved = np.load(run_dir / "split.npz")
+    together = np.concatenate([saved["train"], saved["validation"], saved["test"]])
     np.testing.assert_array_equal(np.sort(together), np.arange(600))
-    # Each row's part is the hash rule's (tests/test_data.py checks the rule itself).
-    parts = data.split_parts(np.arange(600), 0.7, 0.15, seed=0)
-    for part, name in enumerate(data.PART_NAMES):
-        np.testing.assert_array_equal(split[name], np.flatnonzero(parts == part))
+    # Each row's part is the hash rule's (tests/test_split.py checks the rule itself).
+    parts = split.split_parts(np.arange(600), 0.7, 0.15, seed=0)
+    for part, name in enumerate(split.PART_NAMES):
+        np.testing.assert_array_equal(saved[name], np.flatnonzero(parts == part))
 
 
 def test_report_is_printed_and_written(quick_run):
@@ -166,7 +166,7 @@ def test_normalization_is_fitted_on_the_training_split_only(quick_run, events_cs
     run_dir, _ = quick_run
     cvae = keras.models.load_model(run_dir / "model.keras")
     train_rows = np.load(run_dir / "split.npz")["train"]
-    events = data.load_events(events_csv)
+    events = csv_files.load_events(events_csv)
     rotations = frames.momentum_frame(events.momenta[train_rows])  # the default frame
     in_frame = np.asarray(frames.to_frame(rotations, events.positions[train_rows])).reshape(-1, 9)
     np.testing.assert_allclose(

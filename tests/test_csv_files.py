@@ -1,11 +1,11 @@
-"""The CSV data layer: reading by column name, every bad input, the split, the default set."""
+"""Event CSV files: reading by column name, every bad input, writing, the files --data names."""
 
 import os
 
 import numpy as np
 import pytest
 
-from cvae_tf import data
+from cvae_tf import csv_files, data
 from cvae_tf.cli import UserInputError
 
 COLUMNS = [*data.POSITION_COLUMNS, *data.MOMENTUM_COLUMNS]
@@ -30,7 +30,7 @@ def table_csv(tmp_path, rows=4, columns=COLUMNS, name="events.csv"):
 def test_reads_columns_by_name_in_any_order(tmp_path):
     shuffled = COLUMNS[::-1]
     path, values = table_csv(tmp_path, columns=shuffled)
-    events = data.load_events(path)
+    events = csv_files.load_events(path)
     by_name = dict(zip(shuffled, values.T, strict=True))
     np.testing.assert_array_equal(events.positions[:, 0, 0], by_name["cx"])
     np.testing.assert_array_equal(events.positions[:, 2, 1], by_name["sy"])
@@ -42,7 +42,7 @@ def test_custom_column_names_and_surrounding_white_space(tmp_path):
     names = [f"r{i}" for i in range(9)] + [f"p{i}" for i in range(9)]
     header = ", ".join(names)
     path = write(tmp_path / "custom.csv", header + "\n" + ", ".join(["1"] * 18) + "\n")
-    events = data.load_events(path, names[:9], names[9:])
+    events = csv_files.load_events(path, names[:9], names[9:])
     assert events.positions.shape == (1, 3, 3)
 
 
@@ -50,8 +50,8 @@ def test_write_then_read_round_trip(tmp_path):
     rng = np.random.default_rng(0)
     positions, momenta = rng.normal(size=(5, 3, 3)), rng.normal(size=(5, 3, 3)) * 200
     path = tmp_path / "round.csv"
-    data.write_events_csv(path, positions, momenta)
-    events = data.load_events(path)
+    csv_files.write_events_csv(path, positions, momenta)
+    events = csv_files.load_events(path)
     np.testing.assert_allclose(events.positions, positions, rtol=1e-11)
     np.testing.assert_allclose(events.momenta, momenta, rtol=1e-11)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary left
@@ -73,7 +73,7 @@ def test_write_then_read_round_trip(tmp_path):
 def test_unreadable_files(tmp_path, make, message):
     path = make(tmp_path)
     with pytest.raises(UserInputError, match=message) as error:
-        data.load_events(path)
+        csv_files.load_events(path)
     assert str(path) in str(error.value)
     assert "\n" not in str(error.value)
 
@@ -81,13 +81,13 @@ def test_unreadable_files(tmp_path, make, message):
 def test_missing_columns_are_listed_with_the_columns_found(tmp_path):
     path, _ = table_csv(tmp_path, columns=[c for c in COLUMNS if c not in ("cy", "psz")])
     with pytest.raises(UserInputError, match=r"lacks columns \['cy', 'psz'\]; columns found: \["):
-        data.load_events(path)
+        csv_files.load_events(path)
 
 
 def test_duplicate_columns(tmp_path):
     path, _ = table_csv(tmp_path, columns=[*COLUMNS, "cx"])
     with pytest.raises(UserInputError, match=r"duplicate column names \['cx'\]"):
-        data.load_events(path)
+        csv_files.load_events(path)
 
 
 def test_non_numeric_cell_names_column_and_row(tmp_path):
@@ -98,7 +98,7 @@ def test_non_numeric_cell_names_column_and_row(tmp_path):
     lines[3] = ",".join(cells)
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(UserInputError, match=r"column 'pox' .*'abc' in data row 3 \(line 4\)"):
-        data.load_events(path)
+        csv_files.load_events(path)
 
 
 @pytest.mark.parametrize("bad", ["nan", "inf", "-inf", ""])
@@ -113,90 +113,14 @@ def test_nan_and_infinite_values_name_the_rows(tmp_path, bad):
     with pytest.raises(
         UserInputError, match=r"NaN or infinite values in data rows 2, 5 \(first in column 'oy'\);"
     ):
-        data.load_events(path)
-
-
-def test_split_is_deterministic_disjoint_and_complete():
-    split = data.split_indices(100_000, 0.7, 0.15, seed=3)
-    sizes = np.array([len(split.train), len(split.validation), len(split.test)])
-    # Each row independently: part sizes are multinomial, within 4 standard deviations.
-    expected = 100_000 * np.array([0.7, 0.15, 0.15])
-    assert np.all(np.abs(sizes - expected) < 4 * np.sqrt(expected * (1 - expected / 100_000)))
-    together = np.concatenate([split.train, split.validation, split.test])
-    np.testing.assert_array_equal(np.sort(together), np.arange(100_000))
-    again = data.split_indices(100_000, 0.7, 0.15, seed=3)
-    np.testing.assert_array_equal(split.test, again.test)
-    other = data.split_indices(100_000, 0.7, 0.15, seed=4)
-    assert not np.array_equal(split.test, other.test)
-
-
-def test_splitmix64_matches_the_reference_sequence():
-    # The first outputs of the reference SplitMix64 generator seeded with 0 (Vigna's
-    # splitmix64.c: state += 0x9E3779B97F4A7C15, then the mix): an independent check of the hash.
-    states = np.arange(1, 4, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
-    assert [int(value) for value in data.splitmix64(states)] == [
-        0xE220A8397B1DCDAF,
-        0x6E789E6AA1B965F4,
-        0x06C45D188009454F,
-    ]
-
-
-def test_a_rows_part_depends_only_on_seed_file_and_row():
-    rows = np.arange(5000)
-    parts = data.split_parts(rows, 0.7, 0.15, seed=9, file_index=2)
-    # Any subset of rows, in any order, gets the same parts (streaming reads blocks).
-    picked = np.random.default_rng(0).permutation(5000)[:700]
-    np.testing.assert_array_equal(
-        data.split_parts(picked, 0.7, 0.15, seed=9, file_index=2), parts[picked]
-    )
-    # Another file or another seed: another, independent assignment (agreement ≈ Σp² = 0.535).
-    for other in (
-        data.split_parts(rows, 0.7, 0.15, seed=9, file_index=3),
-        data.split_parts(rows, 0.7, 0.15, seed=10, file_index=2),
-    ):
-        assert 0.5 < np.mean(other == parts) < 0.57
-    # A row's uniform number does not depend on the fractions: growing the training fraction
-    # only moves rows from validation and test into training, never between the two others.
-    wider = data.split_parts(rows, 0.8, 0.1, seed=9, file_index=2)
-    assert np.all(wider[parts == data.TRAIN] == data.TRAIN)
-    assert np.all(wider[parts == data.VALIDATION] != data.TEST)
-
-
-@pytest.mark.parametrize(
-    "num_events, train, val, message",
-    [
-        (2, 0.7, 0.15, "too few for a split of 0.7/0.15/0.15: the parts got"),
-        (100, 0.0, 0.15, "must each lie in"),
-        (100, 0.7, 1.2, "must each lie in"),
-        (100, 0.8, 0.2, "leaves no test events"),
-    ],
-)
-def test_bad_splits(num_events, train, val, message):
-    with pytest.raises(UserInputError, match=message):
-        data.split_indices(num_events, train, val, seed=0)
-
-
-def test_default_data_is_simulated_once_and_cached(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("CVAE_TF_CACHE", str(tmp_path / "cache"))
-    path = data.default_data_path(num_events=200)
-    assert path.parent == tmp_path / "cache"
-    assert str(path) in capsys.readouterr().out  # the first run says where it is
-    assert len(data.load_events(path)) == 200
-
-    from cvae_tf import simulator
-
-    def must_not_simulate(*args, **kwargs):
-        raise AssertionError("the cached default data set was simulated again")
-
-    monkeypatch.setattr(simulator, "simulate_events", must_not_simulate)
-    assert data.default_data_path(num_events=200) == path
+        csv_files.load_events(path)
 
 
 def test_ragged_row(tmp_path):
     path, _ = table_csv(tmp_path)
     path.write_text(path.read_text() + ",".join(["1"] * 20) + "\n")
     with pytest.raises(UserInputError, match="not a well-formed CSV"):
-        data.load_events(path)
+        csv_files.load_events(path)
 
 
 @pytest.mark.parametrize(
@@ -206,7 +130,7 @@ def test_another_separator_is_named(tmp_path, separator, named):
     path, _ = table_csv(tmp_path)
     path.write_text(path.read_text().replace(",", separator))
     with pytest.raises(UserInputError) as error:
-        data.load_events(path)
+        csv_files.load_events(path)
     assert f"has a single column {repr('cx' + separator + 'cy')[:-1]}" in str(error.value)
     assert f"looks separated by {named}" in str(error.value)
     assert str(error.value).endswith("expected comma-separated values")
@@ -217,7 +141,7 @@ def test_byte_order_mark_quotes_spaces_and_trailing_empty_lines_are_read(tmp_pat
     header, *rows = path.read_text().splitlines()
     quoted = [", ".join(f'"{cell}"' for cell in line.split(",")) for line in [header, *rows]]
     path.write_text("\ufeff" + "\r\n".join(quoted) + "\r\n\r\n\n   \n")
-    events = data.load_events(path)
+    events = csv_files.load_events(path)
     np.testing.assert_array_equal(data.to_table(events.positions), values[:, :9])
     np.testing.assert_array_equal(data.to_table(events.momenta), values[:, 9:])
 
@@ -230,13 +154,13 @@ def test_magnitudes_beyond_float32_squares_are_refused_with_column_and_row(tmp_p
     lines[4] = ",".join(cells)
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(UserInputError) as error:
-        data.load_events(path)
+        csv_files.load_events(path)
     assert str(error.value) == (
         f"data file '{path}' column 'psy' has the value -1e+300 in data row 4 (line 5), beyond "
         "±1e+18; expected positions in bohr and momenta in a.u. (the model computes in float32)"
     )
     path.write_text(path.read_text().replace("-1e300", "-1e17"))  # large, but squares fit
-    assert data.load_events(path).momenta.min() == -1e17
+    assert csv_files.load_events(path).momenta.min() == -1e17
 
 
 def test_an_extra_cell_in_the_first_data_row_is_refused_not_dropped(tmp_path):
@@ -245,22 +169,45 @@ def test_an_extra_cell_in_the_first_data_row_is_refused_not_dropped(tmp_path):
     header, first, *rest = path.read_text().splitlines()
     path.write_text("\n".join([header, first + ",99", *rest]) + "\n")
     with pytest.raises(UserInputError, match=r"data row 1 \(line 2\) has 19 cells, the header 18"):
-        data.load_events(path)
+        csv_files.load_events(path)
 
 
 def test_numbers_with_stray_spaces_are_read_and_named_junk_is_not(tmp_path):
     path, values = table_csv(tmp_path)
     path.write_text(path.read_text().replace(",2,", ",2 ,", 1))
-    np.testing.assert_array_equal(data.load_events(path).positions[0, 0], values[0, :3])
+    np.testing.assert_array_equal(csv_files.load_events(path).positions[0, 0], values[0, :3])
     path.write_text(path.read_text().replace(",2 ,", ",2 x,", 1))
     with pytest.raises(UserInputError, match=r"column 'cy' has a non-numeric value '2 x'"):
-        data.load_events(path)
+        csv_files.load_events(path)
 
 
 def test_written_files_get_the_usual_permissions_not_mkstemps_private_ones(tmp_path):
     old_mask = os.umask(0o027)
     try:
-        data.write_events_csv(tmp_path / "events.csv", None, np.zeros((2, 3, 3)))
+        csv_files.write_events_csv(tmp_path / "events.csv", None, np.zeros((2, 3, 3)))
     finally:
         os.umask(old_mask)
     assert (tmp_path / "events.csv").stat().st_mode & 0o777 == 0o640  # 0666 minus the umask
+
+
+def test_data_files_path_glob_and_list(shards, tmp_path):
+    folder, paths, *_ = shards
+    assert csv_files.data_files(str(paths[1])) == (paths[1],)
+    # A glob expands sorted, whatever order the file system lists.
+    assert csv_files.data_files(str(folder / "part-*.csv")) == tuple(paths)
+    listed = f"{paths[2]}, {folder / 'part-0[01].csv'}"
+    assert csv_files.data_files(listed) == (paths[2], paths[0], paths[1])
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("{folder}/nothing-*.csv", "matches no file; expected CSV files"),
+        ("{folder}", "is not a file; expected a CSV file"),
+        ("{folder}/part-00.csv,{folder}/part-0*.csv", "more than once"),
+        (" , ", "names no file"),
+    ],
+)
+def test_data_files_refusals(shards, spec, message):
+    with pytest.raises(UserInputError, match=message):
+        csv_files.data_files(spec.format(folder=shards[0]))

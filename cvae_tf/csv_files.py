@@ -1,0 +1,320 @@
+"""Event CSV files: the files --data names, reading with one-line errors, atomic writing."""
+
+import codecs
+import csv
+import glob
+import os
+import tempfile
+import warnings
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cvae_tf import data
+from cvae_tf.cli import UserInputError
+from cvae_tf.data import MOMENTUM_COLUMNS, POSITION_COLUMNS
+
+FLOAT_FORMAT = "%.12g"  # 12 significant digits: far below the simulator's 1e-8 energy accuracy.
+
+_MAX_ROWS_LISTED = 5
+# The model computes in float32 and squares each column's spread (normalization variance, MSE):
+# a spread beyond √(3.4e38) ≈ 1.8e19 overflows. Physical values are far smaller (momenta
+# ≲ 1e4 a.u., positions ≲ 1e3 bohr), so a magnitude over 1e18 can only be a corrupt cell.
+MAX_MAGNITUDE = 1e18
+# Separators a spreadsheet or another tool may have used instead of the comma, as we name them.
+_OTHER_DELIMITERS = {";": "';' (semicolon)", "\t": "tab", "|": "'|' (bar)", " ": "spaces"}
+
+
+CHUNK_ROWS = 65_536  # data rows read at a time when a file is read in blocks
+_GLOB_CHARACTERS = frozenset("*?[")
+
+
+def write_events_csv(
+    path: str | os.PathLike,
+    positions: np.ndarray | None,
+    momenta: np.ndarray,
+    position_columns: Sequence[str] = POSITION_COLUMNS,
+    momentum_columns: Sequence[str] = MOMENTUM_COLUMNS,
+) -> None:
+    """Writes events as CSV, atomically: the file appears whole or not at all."""
+    write_csv_atomically(path, events_frame(positions, momenta, position_columns, momentum_columns))
+
+
+def events_frame(
+    positions: np.ndarray | None,
+    momenta: np.ndarray,
+    position_columns: Sequence[str] = POSITION_COLUMNS,
+    momentum_columns: Sequence[str] = MOMENTUM_COLUMNS,
+) -> pd.DataFrame:
+    """Events (events, 3, 3) as a table with one named column per coordinate."""
+    columns = {}
+    if positions is not None:
+        columns.update(zip(position_columns, data.to_table(positions).T, strict=True))
+    columns.update(zip(momentum_columns, data.to_table(momenta).T, strict=True))
+    return pd.DataFrame(columns)
+
+
+def csv_text(frame: pd.DataFrame, header: bool = True, stream=None) -> str | None:
+    """The table as CSV text the way every file here is written; into `stream` if one is given.
+
+    As pandas' to_csv: returns the text without a stream, writes it and returns None with one.
+    """
+    return frame.to_csv(
+        stream, header=header, index=False, float_format=FLOAT_FORMAT, lineterminator="\n"
+    )
+
+
+def write_csv_atomically(
+    path: str | os.PathLike, frames: pd.DataFrame | Iterable[pd.DataFrame | str]
+) -> None:
+    """Writes a table, or a stream of same-column tables, atomically to `path` as one CSV.
+
+    The tables go one at a time (one header) into a temporary file beside `path`, which is
+    renamed into place only when complete; memory holds one table at a time. A table in the
+    stream may come already as its csv_text (the header in the first only): the simulate
+    command's worker processes format their chunks so that the writer only writes.
+    """
+    path = Path(path)
+    if isinstance(frames, pd.DataFrame):
+        frames = [frames]
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        # mkstemp makes the file private (0600); give it the mode open() would have.
+        os.fchmod(handle, 0o666 & ~_umask())
+        with os.fdopen(handle, "w", newline="") as stream:
+            for index, frame in enumerate(frames):
+                if isinstance(frame, str):
+                    stream.write(frame)
+                else:
+                    csv_text(frame, header=index == 0, stream=stream)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
+    """The process's file-creation mask, read without changing it (from /proc where possible)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)  # elsewhere: the only portable way to read it is to set it
+    os.umask(mask)
+    return mask
+
+
+def read_header(path: str | os.PathLike) -> list[str]:
+    """The CSV's column names, stripped of surrounding white space; errors if there are none."""
+    path = Path(path)
+    if not path.exists():
+        raise UserInputError(f"data file '{path}' does not exist; expected a CSV file")
+    if path.is_dir():
+        raise UserInputError(f"data file '{path}' is a directory; expected a CSV file")
+    try:
+        with open(path, "rb") as stream:
+            start = stream.read(65536)
+        if start.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            raise UserInputError(
+                f"data file '{path}' is UTF-16 text; expected UTF-8 (save it as 'CSV UTF-8')"
+            )
+        if b"\x00" in start:  # NUL bytes: a binary file (image, archive, spreadsheet), not a CSV.
+            raise UserInputError(f"data file '{path}' is not a text CSV file (binary content)")
+        with open(path, newline="", encoding="utf-8-sig") as stream:
+            header = next(csv.reader(stream, skipinitialspace=True), None)
+    except UnicodeDecodeError:
+        raise UserInputError(f"data file '{path}' is not a UTF-8 text CSV file") from None
+    except OSError as error:  # e.g. no read permission
+        raise UserInputError(f"data file '{path}' cannot be read: {error.strerror}") from None
+    if header is None:
+        raise UserInputError(f"data file '{path}' is empty; expected a header line of column names")
+    if not any(name.strip() for name in header):
+        raise UserInputError(
+            f"data file '{path}' starts with an empty line; expected a header line of column names"
+        )
+    return [name.strip() for name in header]
+
+
+def _check_delimiter(path: Path, header: Sequence[str], wanted: Sequence[str]) -> None:
+    """Errors when the header is one column that another separator would split."""
+    if len(header) != 1 or len(wanted) < 2:
+        return
+    counts = {mark: header[0].count(mark) for mark in _OTHER_DELIMITERS}
+    mark = max(counts, key=counts.get)
+    if counts[mark]:
+        shown = header[0] if len(header[0]) <= 40 else header[0][:37] + "..."
+        raise UserInputError(
+            f"data file '{path}' has a single column {shown!r}: it looks separated by "
+            f"{_OTHER_DELIMITERS[mark]}; expected comma-separated values"
+        )
+
+
+def check_columns(path: str | os.PathLike, header: Sequence[str], wanted: Sequence[str]) -> None:
+    """Errors naming a wrong separator, duplicate or missing columns, listing the columns found."""
+    _check_delimiter(Path(path), header, wanted)
+    duplicates = sorted({name for name in header if header.count(name) > 1})
+    if duplicates:
+        raise UserInputError(f"data file '{path}' has duplicate column names {duplicates}")
+    missing = [name for name in wanted if name not in header]
+    if missing:
+        raise UserInputError(
+            f"data file '{path}' lacks columns {missing}; columns found: {list(header)}"
+        )
+
+
+def read_column_chunks(
+    path: str | os.PathLike, columns: Sequence[str], chunk_rows: int = CHUNK_ROWS
+) -> Iterator[np.ndarray]:
+    """The named numeric columns as float64 blocks (rows, len(columns)), row-level errors.
+
+    Reads `chunk_rows` data rows at a time, so a file larger than memory can be streamed; every
+    block is checked as it is read (non-numeric, NaN, infinite and absurd values are named with
+    their row and line). Blank lines are skipped and do not count as data rows.
+    """
+    header = read_header(path)
+    check_columns(path, header, columns)
+    first_row = 0
+    try:
+        # All columns, not usecols: pandas' usecols silently accepts rows with extra cells. An
+        # extra cell in the first data row only warns (and is dropped): make that an error too.
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            with pd.read_csv(
+                path,
+                skipinitialspace=True,
+                encoding="utf-8-sig",
+                index_col=False,
+                chunksize=chunk_rows,
+            ) as reader:
+                for frame in reader:
+                    yield _checked_values(path, frame, header, columns, first_row)
+                    first_row += len(frame)
+    except pd.errors.ParserWarning:
+        raise UserInputError(
+            f"data file '{path}' is not a well-formed CSV: {_first_long_row(path, len(header))}"
+        ) from None
+    except UnicodeDecodeError:
+        raise UserInputError(f"data file '{path}' is not a UTF-8 text CSV file") from None
+    except pd.errors.ParserError as error:  # e.g. a row with more cells than the header
+        reason = str(error).strip().splitlines()[-1]
+        raise UserInputError(f"data file '{path}' is not a well-formed CSV: {reason}") from None
+    if first_row == 0:
+        raise UserInputError(f"data file '{path}' has a header but no data rows")
+
+
+def read_columns(path: str | os.PathLike, columns: Sequence[str]) -> np.ndarray:
+    """Reads the named numeric columns as float64 (events, len(columns)) with row-level errors."""
+    return np.concatenate(list(read_column_chunks(path, columns)))
+
+
+def _checked_values(
+    path: str | os.PathLike,
+    frame: pd.DataFrame,
+    header: Sequence[str],
+    columns: Sequence[str],
+    first_row: int,
+) -> np.ndarray:
+    """A block of `frame`'s `columns` as float64; errors name the file's row and line."""
+    frame.columns = header
+    frame = frame[list(columns)]
+    for name in columns:
+        if not pd.api.types.is_numeric_dtype(frame[name]):
+            # Text cells: numbers with stray spaces convert; anything else is named.
+            as_number = pd.to_numeric(frame[name].astype(str).str.strip(" \t"), errors="coerce")
+            junk = np.flatnonzero((as_number.isna() & frame[name].notna()).to_numpy())
+            if junk.size:
+                row = first_row + int(junk[0])
+                raise UserInputError(
+                    f"data file '{path}' column '{name}' has a non-numeric value "
+                    f"{frame[name].iloc[int(junk[0])]!r} in data row {row + 1} (line {row + 2}); "
+                    "expected numbers"
+                )
+            frame[name] = as_number
+    values = frame.to_numpy(dtype=np.float64)
+    finite = np.isfinite(values)
+    bad_rows = np.flatnonzero(~finite.all(axis=1))
+    if bad_rows.size:
+        listed = ", ".join(str(first_row + row + 1) for row in bad_rows[:_MAX_ROWS_LISTED])
+        more = f" and {bad_rows.size - _MAX_ROWS_LISTED} more" if bad_rows.size > 5 else ""
+        column = columns[int(np.flatnonzero(~finite[bad_rows[0]])[0])]
+        raise UserInputError(
+            f"data file '{path}' has NaN or infinite values in data rows {listed}{more} "
+            f"(first in column '{column}'); expected finite numbers"
+        )
+    huge = np.abs(values) > MAX_MAGNITUDE
+    if huge.any():
+        row, index = (int(i) for i in np.argwhere(huge)[0])
+        raise UserInputError(
+            f"data file '{path}' column '{columns[index]}' has the value {values[row, index]:g} in "
+            f"data row {first_row + row + 1} (line {first_row + row + 2}), beyond "
+            f"±{MAX_MAGNITUDE:g}; expected positions in bohr and momenta in a.u. (the model "
+            "computes in float32)"
+        )
+    return values
+
+
+def _first_long_row(path: str | os.PathLike, num_columns: int) -> str:
+    """Where a data row has more cells than the header has names, in words."""
+    with open(path, newline="", encoding="utf-8-sig") as stream:
+        rows = csv.reader(stream, skipinitialspace=True)
+        next(rows)
+        for number, row in enumerate(rows, start=1):
+            if len(row) > num_columns:
+                return (
+                    f"data row {number} (line {rows.line_num}) has {len(row)} cells, the header "
+                    f"{num_columns} names"
+                )
+    return f"a data row has more cells than the header's {num_columns} names"
+
+
+def load_events(
+    path: str | os.PathLike,
+    position_columns: Sequence[str] = POSITION_COLUMNS,
+    momentum_columns: Sequence[str] = MOMENTUM_COLUMNS,
+) -> data.Events:
+    """Reads positions (bohr) and momenta (a.u.) from a CSV, any column order, by column name."""
+    return data.events_from_columns(read_columns(path, [*position_columns, *momentum_columns]))
+
+
+def data_files(spec: str) -> tuple[Path, ...]:
+    """The CSV files that `--data` names: a path, a glob of shards, or a comma-separated list.
+
+    A glob (`shards/*.csv`; quote it in the shell) expands in sorted order, so a file's index,
+    which enters the split, does not depend on the file system's listing order.
+
+    Raises:
+      UserInputError: a path that is not a file, a glob that matches no file, a file named twice.
+    """
+    files = []
+    for item in (item.strip() for item in spec.split(",")):
+        if not item:
+            continue
+        if _GLOB_CHARACTERS & set(item):
+            matches = sorted(Path(name) for name in glob.glob(os.path.expanduser(item)))
+            matches = [path for path in matches if path.is_file()]
+            if not matches:
+                raise UserInputError(
+                    f"--data pattern '{item}' matches no file; expected CSV files, e.g. "
+                    "--data='shards/*.csv'"
+                )
+            files.extend(matches)
+        elif not Path(item).is_file():
+            raise UserInputError(f"--data='{item}' is not a file; expected a CSV file")
+        else:
+            files.append(Path(item))
+    if not files:
+        raise UserInputError(f"--data={spec!r} names no file; expected a CSV file or a glob")
+    resolved = [path.resolve() for path in files]
+    twice = sorted({str(path) for path in files if resolved.count(path.resolve()) > 1})
+    if twice:
+        raise UserInputError(f"--data names {twice} more than once; expected each file once")
+    return tuple(files)
+
+
+def total_bytes(files: Sequence[Path]) -> int:
+    """The files' combined size in bytes."""
+    return sum(path.stat().st_size for path in files)

@@ -1,0 +1,275 @@
+"""A training run's data from files to fit: source, checks, repairs, split, statistics, datasets.
+
+In memory (`_in_memory_data`) each step runs on the whole set of events; streamed
+(`_streamed_data`) one pass over the files (`scan`) runs them block by block and copies the
+training and validation parts into binary files (part_files.py) that the epochs then read.
+"""
+
+import contextlib
+import dataclasses
+import tempfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import numpy as np
+
+from cvae_tf import (
+    alignment,
+    csv_files,
+    data,
+    default_data,
+    diagnostics,
+    event_source,
+    fit_inputs,
+    part_files,
+    preprocessing,
+    split,
+)
+from cvae_tf.cli import UserInputError
+from cvae_tf.config import TrainConfig
+
+CHECK_SAMPLE_SIZE = 1000  # events the pre-training data check explodes (about 0.1 s)
+TRAIN_SAMPLE_SIZE = 8192  # training events measured like validation each epoch
+# Files together larger than this are streamed when --data_loading=auto: loaded whole, 512 MiB
+# of CSV (about two million events) take about 1.5 GB of memory while pandas parses them.
+STREAM_THRESHOLD_BYTES = 512 * 2**20
+
+
+@dataclasses.dataclass
+class TrainingData:
+    """A run's data, in memory or streamed from its files, as fit and the evaluation use it.
+
+    `fit_inputs` are keras `fit` arguments: arrays with a batch size, or tf.data datasets
+    (with `steps_per_epoch` where a small training part is repeated to fill an epoch).
+    `train_sample` is a fixed sample of training events (momenta, positions) [n, 9] measured
+    like the validation split every epoch; `validation_batches` yields the validation split.
+    """
+
+    files: tuple[Path, ...]
+    streamed: bool
+    fit_inputs: dict
+    latent_batches: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]]
+    validation_batches: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]]
+    train_sample: tuple[np.ndarray, np.ndarray]
+    position_statistics: preprocessing.ColumnStatistics
+    momentum_statistics: preprocessing.ColumnStatistics
+    part_sizes: tuple[int, int, int]
+    test: data.Events
+    mean_geometry: np.ndarray  # the training part's mean positions (3, 3), bohr
+    split: split.Split | None  # row indices, when the data are in memory
+    close: Callable[[], None] = lambda: None  # removes temporary files (streamed data)
+
+    def __enter__(self) -> "TrainingData":
+        return self
+
+    def __exit__(self, *exception) -> None:
+        self.close()
+
+
+def source_files(config: TrainConfig) -> tuple[Path, ...]:
+    """The run's CSV files: those --data names (resolved by config.validate), else the default."""
+    return config.data.files or (default_data.default_data_path(),)
+
+
+def load(config: TrainConfig, batch_size: int | None = None) -> TrainingData:
+    """The run's data: checked, repaired as asked, split, with its normalization statistics.
+
+    `batch_size` is the global batch fit will use (default --batch_size).
+
+    --data_loading=memory reads every file whole; stream reads them block by block each epoch
+    (scan); auto streams when the files together exceed STREAM_THRESHOLD_BYTES.
+    """
+    files, data_config = source_files(config), config.data
+    source = event_source.EventSource(
+        files=files,
+        position_columns=data_config.position_columns,
+        momentum_columns=data_config.momentum_columns,
+        train_fraction=data_config.train_fraction,
+        val_fraction=data_config.val_fraction,
+        seed=config.seed,
+    )
+    streamed = data_config.data_loading == "stream" or (
+        data_config.data_loading == "auto" and csv_files.total_bytes(files) > STREAM_THRESHOLD_BYTES
+    )
+    batch_size = batch_size or config.optimization.batch_size
+    if streamed:
+        return _streamed_data(config, source, batch_size)
+    return _in_memory_data(config, source, batch_size)
+
+
+def _in_memory_data(
+    config: TrainConfig, source: event_source.EventSource, batch_size: int
+) -> TrainingData:
+    events, parts = source.load()
+    if config.data.check_data:
+        _print_data_check(events, config)
+    if config.data.align_positions:
+        events, residual = alignment.align_events(events)
+        print(
+            "Aligned positions to their momenta: residual |Δp|/|p| median "
+            f"{np.median(residual):.2g}, max {np.max(residual):.2g}",
+            flush=True,
+        )
+    events = _centered(events, config.data.center)
+    train, validation = events[parts.train], events[parts.validation]
+    # Statistics from float64, as a streamed run computes them; the model trains in float32.
+    position_statistics, momentum_statistics = preprocessing.frame_statistics(
+        config.model.frame, data.to_table(train.positions), data.to_table(train.momenta)
+    )
+    train_momenta, train_positions = _float32_tables(train)
+    val_momenta, val_positions = _float32_tables(validation)
+    sample = np.sort(
+        np.random.default_rng(config.seed).permutation(len(train_momenta))[:TRAIN_SAMPLE_SIZE]
+    )
+    return TrainingData(
+        files=source.files,
+        streamed=False,
+        fit_inputs={
+            **fit_inputs.training_inputs(train_momenta, train_positions, batch_size, config),
+            "validation_data": (val_momenta, val_positions),
+            "validation_batch_size": batch_size,
+        },
+        latent_batches=lambda: fit_inputs.table_batches(train_momenta, train_positions),
+        validation_batches=lambda: fit_inputs.table_batches(val_momenta, val_positions),
+        train_sample=(train_momenta[sample], train_positions[sample]),
+        position_statistics=position_statistics,
+        momentum_statistics=momentum_statistics,
+        part_sizes=tuple(parts.sizes()),
+        test=events[parts.test],
+        mean_geometry=train.positions.mean(axis=0),
+        split=parts,
+    )
+
+
+def _streamed_data(
+    config: TrainConfig, source: event_source.EventSource, batch_size: int
+) -> TrainingData:
+    if config.data.align_positions:
+        raise UserInputError(
+            "--align_positions needs the data in memory (--data_loading=memory); repair large "
+            "files first with python -m cvae_tf.align, one file or shard at a time"
+        )
+    # The binary copies of the training and validation parts, removed by TrainingData.close.
+    cache = tempfile.TemporaryDirectory(prefix="cvae_tf_stream_")
+    print(
+        f"Streaming {len(source.files)} data file(s): one pass for the statistics, the parts "
+        f"copied to {cache.name} ...",
+        flush=True,
+    )
+    try:
+        summary = scan(
+            source, config.model.frame, config.data.center, CHECK_SAMPLE_SIZE, Path(cache.name)
+        )
+    except BaseException:
+        cache.cleanup()
+        raise
+    if config.data.check_data:
+        _print_data_check(summary.check_sample, config)
+    train_size, val_size, test_size = (int(size) for size in summary.part_sizes)
+    print(
+        f"  {train_size} training, {val_size} validation and {test_size} test events",
+        flush=True,
+    )
+    return TrainingData(
+        files=source.files,
+        streamed=True,
+        fit_inputs={
+            **fit_inputs.streamed_training_inputs(summary.train, batch_size, config),
+            "validation_data": summary.validation.dataset(batch_size),
+            "shuffle": False,  # the training dataset shuffles itself
+        },
+        latent_batches=summary.train.tables,
+        validation_batches=summary.validation.tables,
+        train_sample=fit_inputs.first_rows(summary.train.tables(), TRAIN_SAMPLE_SIZE),
+        position_statistics=summary.position_statistics,
+        momentum_statistics=summary.momentum_statistics,
+        part_sizes=(train_size, val_size, test_size),
+        test=summary.test,
+        mean_geometry=summary.mean_geometry,
+        split=None,
+        close=cache.cleanup,
+    )
+
+
+@dataclasses.dataclass
+class Summary:
+    """What one pass over the data gathers before a streamed run trains (see scan)."""
+
+    part_sizes: np.ndarray  # events in the training, validation and test parts
+    position_statistics: preprocessing.ColumnStatistics  # training part, model frame, bohr
+    momentum_statistics: preprocessing.ColumnStatistics  # training part, model frame, a.u.
+    mean_geometry: np.ndarray  # training part's mean positions (3, 3), bohr, as centred
+    check_sample: data.Events  # the first events, raw, for the data check
+    test: data.Events  # the whole test part, positions centred as training sees them
+    train: part_files.PartFile  # the training part, centred, in a binary file
+    validation: part_files.PartFile  # the validation part, likewise
+
+
+def scan(
+    source: event_source.EventSource,
+    frame: str,
+    center: str,
+    check_sample_size: int,
+    cache_dir: Path,
+) -> Summary:
+    """One pass over every file: part sizes, training statistics, the test part, a sample.
+
+    Every row is read and checked here, so a bad cell anywhere fails before training. Positions
+    are centred as `center` (--center) asks; normalization statistics are accumulated in
+    `frame` (frames.FRAMES), the frame the model normalizes in, over the training part only.
+    The training and validation parts are written to `cache_dir` as part files.
+    """
+    sizes = np.zeros(3, dtype=np.int64)
+    statistics = preprocessing.FrameStatistics(frame)
+    geometry = preprocessing.ColumnStatistics(9)
+    sample, test = [], []
+    sampled = 0
+    with contextlib.ExitStack() as files:
+        writers = {
+            part: files.enter_context(open(cache_dir / f"{split.PART_NAMES[part]}.f32", "wb"))
+            for part in (split.TRAIN, split.VALIDATION)
+        }
+        for block in source.blocks():
+            if sampled < check_sample_size:
+                sample.append(block.events[: check_sample_size - sampled])
+                sampled += len(sample[-1])
+            sizes += np.bincount(block.parts, minlength=3)
+            events = _centered(block.events, center)
+            train = events[block.parts == split.TRAIN]
+            positions, momenta = data.to_table(train.positions), data.to_table(train.momenta)
+            geometry.update(positions)
+            statistics.update(positions, momenta)
+            for part, writer in writers.items():
+                part_files.write_events(writer, events[block.parts == part])
+            test.append(events[block.parts == split.TEST])
+    split.check_part_sizes(sizes.tolist(), source.train_fraction, source.val_fraction)
+    return Summary(
+        part_sizes=sizes,
+        position_statistics=statistics.positions,
+        momentum_statistics=statistics.momenta,
+        mean_geometry=data.to_events_array(geometry.mean)[0],
+        check_sample=data.concatenate(sample),
+        test=data.concatenate(test),
+        train=part_files.PartFile(Path(writers[split.TRAIN].name), int(sizes[split.TRAIN])),
+        validation=part_files.PartFile(
+            Path(writers[split.VALIDATION].name), int(sizes[split.VALIDATION])
+        ),
+    )
+
+
+def _centered(events: data.Events, center: str) -> data.Events:
+    """Events as the model trains on them: centre-of-mass relative if `center="com"`."""
+    if center == "com":
+        return data.Events(alignment.center_positions(events.positions), events.momenta)
+    return events
+
+
+def _float32_tables(events: data.Events) -> tuple[np.ndarray, np.ndarray]:
+    """The (momenta, positions) tables [events, 9] the model takes, float32."""
+    momenta = data.to_table(events.momenta).astype(np.float32)
+    return momenta, data.to_table(events.positions).astype(np.float32)
+
+
+def _print_data_check(events: data.Events, config: TrainConfig) -> None:
+    verdict = diagnostics.check_events(events, CHECK_SAMPLE_SIZE, config.seed)
+    print(verdict.format(), flush=True)
