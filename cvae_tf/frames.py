@@ -12,9 +12,11 @@ arbitrary turn about x̂ moves their positions by no more than their tiny bend.
 
 Rotation matrices are [batch, 3, 3] with the frame axes as rows: v_frame = R·v_lab and
 v_lab = Rᵀ·v_frame. The ops are backend-neutral, so the same code runs on numpy arrays for the
-data and inside the exported SavedModel.
+data and inside the exported SavedModel. Tables [batch, 9] hold three per-atom vectors,
+atom-major, as the data and the model do.
 """
 
+import numpy as np
 from keras import ops
 
 FRAMES = ("momentum", "lab")
@@ -54,3 +56,28 @@ def to_frame(rotations, vectors):
 def from_frame(rotations, vectors):
     """Vectors [batch, n, 3] in frame coordinates back to lab coordinates: Rᵀ·v."""
     return ops.einsum("bji,bnj->bni", rotations, vectors)
+
+
+def table_rotations(frame: str, momenta):
+    """Rotations [batch, 3, 3] into `frame` for momentum tables [batch, 9] (None for "lab")."""
+    if frame == "lab":
+        return None
+    return momentum_frame(ops.reshape(momenta, (-1, 3, 3)))
+
+
+def rotate_table(rotations, table, back: bool = False):
+    """A table [batch, 9] of per-atom vectors rotated into the frame (or `back`); None: as is."""
+    if rotations is None:
+        return table
+    rotate = from_frame if back else to_frame
+    return ops.reshape(rotate(rotations, ops.reshape(table, (-1, 3, 3))), (-1, 9))
+
+
+def model_frame_tables(
+    frame: str, positions: np.ndarray, momenta: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Position and momentum tables [events, 9] in the frame the model normalizes in (numpy)."""
+    if frame == "lab" or not len(momenta):
+        return np.asarray(positions), np.asarray(momenta)
+    rotations = momentum_frame(np.reshape(momenta, (-1, 3, 3)))
+    return tuple(np.asarray(rotate_table(rotations, table)) for table in (positions, momenta))

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from cvae_tf import alignment, data, model, preprocessing
+from cvae_tf import alignment, data, frames, preprocessing
 from cvae_tf.cli import UserInputError
 
 # Files together larger than this are streamed when --data_loading=auto: loaded whole, 512 MiB
@@ -189,7 +189,7 @@ class EventSource:
             positions = data.to_table(events.positions[train])
             momenta = data.to_table(events.momenta[train])
             geometry.update(positions)
-            model_positions, model_momenta = model.model_frame_tables(frame, positions, momenta)
+            model_positions, model_momenta = frames.model_frame_tables(frame, positions, momenta)
             position_statistics.update(model_positions)
             momentum_statistics.update(model_momenta)
             for part, writer in writers.items():

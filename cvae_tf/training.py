@@ -245,7 +245,7 @@ def _callback_stack(
         else []
     )
     return [
-        model.LatentStatisticsReset(),
+        callbacks.LatentStatisticsReset(),
         # First of those that read an epoch's logs: it adds the like-for-like training figures.
         callbacks.TrainingSampleMetrics(*run_data.train_sample, batch_size=batch_size),
         watch,

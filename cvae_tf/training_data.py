@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from cvae_tf import alignment, data, diagnostics, model, preprocessing, streaming
+from cvae_tf import alignment, data, diagnostics, frames, model, preprocessing, streaming
 from cvae_tf.cli import UserInputError
 from cvae_tf.config import OptimizationConfig, TrainConfig
 
@@ -247,7 +247,7 @@ def frame_statistics(
     momentum_statistics = preprocessing.ColumnStatistics(model.NUM_FEATURES)
     for start in range(0, len(momenta), data.CHUNK_ROWS):
         stop = start + data.CHUNK_ROWS
-        model_positions, model_momenta = model.model_frame_tables(
+        model_positions, model_momenta = frames.model_frame_tables(
             frame, positions[start:stop], momenta[start:stop]
         )
         position_statistics.update(model_positions)

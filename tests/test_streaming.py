@@ -5,7 +5,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from cvae_tf import data, model, preprocessing, simulator, streaming
+from cvae_tf import data, frames, preprocessing, simulator, streaming
 from cvae_tf.cli import UserInputError
 
 
@@ -87,7 +87,7 @@ def test_scan_agrees_with_the_data_loaded_whole(shards, tmp_path):
     )
     # Statistics of the training part in the momentum frame: block by block equals whole.
     table = data.to_table
-    positions, momenta = model.model_frame_tables(
+    positions, momenta = frames.model_frame_tables(
         "momentum", table(prepared.positions[split.train]), table(events.momenta[split.train])
     )
     for streamed, whole in (
