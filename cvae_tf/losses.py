@@ -1,4 +1,4 @@
-"""The CVAE's likelihood terms: Gaussian negative log-likelihood, β-NLL and KL, in nats."""
+"""The CVAE's loss terms: Gaussian NLL, β-NLL and KL (nats), kernel norms, position errors."""
 
 import math
 
@@ -38,3 +38,27 @@ def reconstruction(targets, mean, log_variance, batch_mean, nll_beta: float = 0.
         return nll, nll
     weight = ops.stop_gradient(ops.exp(nll_beta * log_variance))
     return nll, batch_mean(ops.sum(weight * per_coordinate, axis=-1))
+
+
+def kernel_norms(kernels):
+    """(Σ|w|, Σw²) over `kernels`, for the tracked `l1` and `l2` (the penalties are keras')."""
+    l1 = ops.sum(ops.stack([ops.sum(ops.abs(kernel)) for kernel in kernels]))
+    l2 = ops.sum(ops.stack([ops.sum(ops.square(kernel)) for kernel in kernels]))
+    return l1, l2
+
+
+def position_errors(targets, mean, position_scale, batch_mean):
+    """`mse` (normalized units) and `atom_error` (bohr) of the decoder's mean [batch, 9].
+
+    `position_scale` [9] is bohr² per normalized unit². `atom_error` is the mean distance
+    between true and predicted atom, the report's per-atom error (distances do not depend on
+    the frame): early stopping watches what the report measures. The normalized MSE weighs an
+    out-of-plane coordinate of 10⁻³ bohr like a bond of 2 bohr, and a squared error lets a
+    handful of hard events (near-linear molecules) decide the figure.
+    """
+    squared = ops.square(targets - mean)
+    squared_bohr = ops.reshape(squared * position_scale, (-1, 3, 3))
+    return {
+        "mse": batch_mean(squared),
+        "atom_error": batch_mean(ops.sqrt(ops.sum(squared_bohr, axis=-1))),
+    }

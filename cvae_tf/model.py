@@ -155,12 +155,10 @@ class CVAE(keras.Model):
     def get_config(self):
         return {**super().get_config(), **self._config}
 
-    def _normalized_inputs(self, momenta, positions=None):
-        """Normalized momenta (and positions) in the model's frame."""
+    def _normalized_inputs(self, momenta, positions):
+        """Normalized momenta and positions [batch, 9] in the model's frame."""
         rotations = frames.table_rotations(self.frame, momenta)
         normalized_momenta = self.normalize_momenta(frames.rotate_table(rotations, momenta))
-        if positions is None:
-            return normalized_momenta
         return normalized_momenta, self.normalize_positions(
             frames.rotate_table(rotations, positions)
         )
@@ -253,15 +251,14 @@ class CVAE(keras.Model):
     def kernel_norms(self):
         """(Σ|w|, Σw²) over every Dense kernel (biases and normalization statistics excluded)."""
         networks = [self.encoder, self.decoder] if self.latent_dim else [self.decoder]
-        kernels = [
-            layer.kernel
-            for network in networks
-            for layer in network.layers
-            if isinstance(layer, keras.layers.Dense)
-        ]
-        l1 = ops.sum(ops.stack([ops.sum(ops.abs(kernel)) for kernel in kernels]))
-        l2 = ops.sum(ops.stack([ops.sum(ops.square(kernel)) for kernel in kernels]))
-        return l1, l2
+        return losses.kernel_norms(
+            [
+                layer.kernel
+                for network in networks
+                for layer in network.layers
+                if isinstance(layer, keras.layers.Dense)
+            ]
+        )
 
     def compute_losses(self, momenta, positions, global_batch_size=None, num_replicas=1):
         """One batch's named loss terms, per event, and the encoder's posterior (None if no z).
@@ -318,25 +315,9 @@ class CVAE(keras.Model):
             "l1": l1,
             "l2": l2,
             "unregularized_loss": reconstruction + self.beta * kl,
-            **self._position_errors(normalized_positions, mean, batch_mean),
+            **losses.position_errors(normalized_positions, mean, self.position_scale(), batch_mean),
         }
         return terms, posterior
-
-    def _position_errors(self, normalized_positions, mean, batch_mean):
-        """`mse` (normalized units) and `atom_error` (bohr) of the decoder's mean.
-
-        `atom_error` is the mean distance between true and predicted atom, the report's
-        per-atom error (distances do not depend on the frame): early stopping watches what the
-        report measures. The normalized MSE weighs an out-of-plane coordinate of 10⁻³ bohr like
-        a bond of 2 bohr, and a squared error lets a handful of hard events (near-linear
-        molecules) decide the figure.
-        """
-        squared = ops.square(normalized_positions - mean)
-        squared_bohr = ops.reshape(squared * self.position_scale(), (-1, 3, 3))
-        return {
-            "mse": batch_mean(squared),
-            "atom_error": batch_mean(ops.sqrt(ops.sum(squared_bohr, axis=-1))),
-        }
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         if self._distribute_strategy is None:
@@ -389,7 +370,7 @@ class CVAE(keras.Model):
         nll = losses.gaussian_nll(normalized_positions, mean, log_variance)
         terms = {
             "reconstruction": batch_mean(nll),
-            **self._position_errors(normalized_positions, mean, batch_mean),
+            **losses.position_errors(normalized_positions, mean, self.position_scale(), batch_mean),
         }
         if replicas:
             terms = dict(zip(terms, replicas.all_reduce("sum", list(terms.values())), strict=True))
