@@ -92,10 +92,14 @@ class LatentDistribution(keras.layers.Layer):
         )
         return self.mean + self.std * noise
 
-    def call(self, mean, log_var):
+    def sample_posterior(self, posterior: Posterior):
         """One draw z = μ + exp(½·log σ²)·ε [batch, latent_dim] from each event's posterior."""
-        noise = self.standard_normal(ops.shape(mean))
-        return mean + ops.exp(0.5 * log_var) * noise
+        noise = self.standard_normal(ops.shape(posterior.mean))
+        return posterior.mean + ops.exp(0.5 * posterior.log_var) * noise
+
+    def call(self, mean, log_var):
+        """sample_posterior, as a layer: keras-io's VAE `Sampling`."""
+        return self.sample_posterior(Posterior(mean, log_var))
 
     def reset_state(self):
         """Forgets the running sums (the LatentStatisticsReset callback: every training epoch)."""

@@ -5,7 +5,7 @@ import numpy as np
 import tensorflow as tf  # for the gradient tape; everything else is keras ops
 from keras import ops
 
-from cvae_tf import calibration, distribution, frames, latent, losses, preprocessing
+from cvae_tf import distribution, frames, latent, losses, preprocessing
 
 NUM_FEATURES = 9  # 3 atoms × 3 axes, atom-major.
 LATENT_PRIORS = latent.LATENT_PRIORS  # the --latent_prior choices
@@ -59,7 +59,8 @@ class CVAE(keras.Model):
     The decoder is a Gaussian N(mean, diag σ²) with a learned per-event variance; the loss is
     per event (compute_losses), so β = 1 is the standard VAE. `prior_weight` adds Sohn et al.'s
     hybrid term (decoding z from the training latent distribution), `nll_beta` β-NLL, and
-    `spread_scale` (fit_spread_scale_from) recalibrates σ on a split the model never trained on.
+    `spread_scale` (recalibration.fit_spread_scale) recalibrates σ on a split the model never
+    trained on.
 
     With `frame="momentum"` every event is rotated into the frame its momenta define
     (frames.py) before normalization, and predictions are rotated back, so callers always work
@@ -137,7 +138,7 @@ class CVAE(keras.Model):
         self.decoder = gaussian_network(
             "decoder", latent_dim + NUM_FEATURES, sizes[::-1], NUM_FEATURES, **layers
         )
-        # Recalibration (fit_spread_scale_from): per model-frame coordinate, the factor the
+        # Recalibration (recalibration.fit_spread_scale): per model-frame coordinate, the factor the
         # decoder's standard deviation is multiplied by wherever the model samples or reports a
         # spread.
         self.spread_scale = distribution.replica_shared_weight(
@@ -155,7 +156,7 @@ class CVAE(keras.Model):
     def get_config(self):
         return {**super().get_config(), **self._config}
 
-    def _normalized_inputs(self, momenta, positions):
+    def normalized_inputs(self, momenta, positions):
         """Normalized momenta and positions [batch, 9] in the model's frame."""
         rotations = frames.table_rotations(self.frame, momenta)
         normalized_momenta = self.normalize_momenta(frames.rotate_table(rotations, momenta))
@@ -279,11 +280,14 @@ class CVAE(keras.Model):
         the gradients that the optimizer sums over replicas are the global batch's.
         """
         batch_mean = distribution.batch_mean(global_batch_size)
-        normalized_momenta, normalized_positions = self._normalized_inputs(momenta, positions)
+        normalized_momenta, normalized_positions = self.normalized_inputs(momenta, positions)
         posterior = None
         if self.latent_dim:
             posterior = self.encode(normalized_positions, normalized_momenta)
-            latent_vectors = self.latent_distribution(posterior.mean, posterior.log_var)
+            # A method call, not the layer's __call__: through keras' Layer.__call__ a mirrored
+            # two-device run drifted from the single-device one it matched before (weights 3–23 %
+            # apart after 3 epochs; tests/test_distributed_training.py), cause not found.
+            latent_vectors = self.latent_distribution.sample_posterior(posterior)
             kl = batch_mean(losses.gaussian_kl(posterior.mean, posterior.log_var))
         else:
             latent_vectors = ops.zeros((ops.shape(momenta)[0], 0))
@@ -359,7 +363,7 @@ class CVAE(keras.Model):
         """
         momenta, positions = data
         replicas, _, global_batch_size = distribution.replica_rows(ops.shape(momenta)[0])
-        normalized_momenta, normalized_positions = self._normalized_inputs(momenta, positions)
+        normalized_momenta, normalized_positions = self.normalized_inputs(momenta, positions)
         latent_vectors = self.latent_distribution.sample(
             ops.shape(momenta)[0], seed=VALIDATION_SEED
         )
@@ -394,48 +398,6 @@ class CVAE(keras.Model):
             return
         self.latent_distribution.reset_state()
         for momenta, positions in batches:
-            normalized_momenta, normalized_positions = self._normalized_inputs(momenta, positions)
+            normalized_momenta, normalized_positions = self.normalized_inputs(momenta, positions)
             posterior = self.encode(normalized_positions, normalized_momenta)
             self.latent_distribution.update_state(posterior.mean, posterior.log_var)
-
-    # Recalibration of the decoder's spread.
-
-    def fit_spread_scale_from(self, batches, num_samples: int = 32) -> np.ndarray:
-        """Sets `spread_scale` so the predictive spread matches the residuals of `batches`.
-
-        For (momenta, positions) batches [n, 9] of a split the model never trained on (the
-        validation split), K latent draws per event give, per model-frame coordinate in
-        normalized units, the predictive mean m (mean of the decoder means), the latent part
-        of the variance a (their variance) and the decoder's b (its mean variance); the scale
-        s solves mean((x − m)²/(a + s²·b)) = 1, the maximum-likelihood "σ scaling" of a
-        Gaussian predictive (calibration.spread_scale). Returns s [9].
-        """
-        residual_squared, latent_variance, decoder_variance = [], [], []
-        # Its own generator, seeded afresh: the factor depends on the weights and the data only,
-        # not on how many draws training (or a distributed run's copy) made before.
-        generator = keras.random.SeedGenerator(self.seed)
-        for momenta, positions in batches:
-            normalized_momenta, normalized_positions = self._normalized_inputs(
-                ops.convert_to_tensor(momenta, dtype=self.compute_dtype),
-                ops.convert_to_tensor(positions, dtype=self.compute_dtype),
-            )
-            means, variances = [], []
-            for _ in range(num_samples):
-                latent_vectors = self.latent_distribution.sample(
-                    ops.shape(normalized_momenta)[0], seed=generator
-                )
-                mean, log_variance = self.decode_gaussian(latent_vectors, normalized_momenta)
-                means.append(ops.convert_to_numpy(mean).astype(np.float64))
-                variances.append(np.exp(ops.convert_to_numpy(log_variance).astype(np.float64)))
-            means = np.stack(means)
-            target = ops.convert_to_numpy(normalized_positions).astype(np.float64)
-            residual_squared.append(np.square(target - means.mean(axis=0)))
-            latent_variance.append(means.var(axis=0))
-            decoder_variance.append(np.mean(variances, axis=0))
-        scale = calibration.spread_scale(
-            np.concatenate(residual_squared),
-            np.concatenate(latent_variance),
-            np.concatenate(decoder_variance),
-        )
-        self.spread_scale.assign(scale.astype(np.float32))
-        return scale

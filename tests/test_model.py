@@ -6,7 +6,7 @@ import pytest
 import scipy.special
 import scipy.stats
 
-from cvae_tf import callbacks, losses, model, preprocessing
+from cvae_tf import callbacks, losses, model, preprocessing, recalibration
 from tests.models import build_cvae
 
 
@@ -295,7 +295,9 @@ def test_spread_scale_recovers_a_known_miscalibration():
     noise = np.random.default_rng(2).normal(size=mean.shape)
     targets = mean.numpy() + 2.0 * np.exp(0.5 * log_variance.numpy()) * noise
     positions_with_known_spread = cvae.denormalize_positions(targets.astype(np.float32)).numpy()
-    scale = cvae.fit_spread_scale_from([(momenta, positions_with_known_spread)], num_samples=4)
+    scale = recalibration.fit_spread_scale(
+        cvae, [(momenta, positions_with_known_spread)], num_samples=4
+    )
     np.testing.assert_allclose(scale, 2.0, rtol=0.05)
     np.testing.assert_allclose(cvae.spread_scale.numpy(), scale, rtol=1e-6)
 

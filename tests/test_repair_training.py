@@ -1,6 +1,5 @@
 """Issue 7's acceptance: a CVAE on repaired data beats the same CVAE on the raw data ≥ 10×."""
 
-
 import pandas as pd
 import pytest
 
