@@ -15,7 +15,7 @@ import keras
 import numpy as np
 from absl import app, flags
 
-from cvae_tf import config, data, export, model, simulator, training
+from cvae_tf import callbacks, config, data, export, simulator, training
 
 flags.DEFINE_integer(
     "num_events", 35_000, "Training events (the default set's 70 %). Default: 35000."
@@ -53,7 +53,7 @@ def training_speed(defaults, positions, momenta, steps_per_execution, jit_compil
         positions,
         batch_size=defaults.optimization.batch_size,
         epochs=1 + flags.FLAGS.epochs,
-        callbacks=[model.LatentStatisticsReset(), timer],
+        callbacks=[callbacks.LatentStatisticsReset(), timer],
         verbose=0,
     )
     return len(momenta) / statistics.median(timer.seconds[1:])

@@ -1,5 +1,5 @@
 """Training callbacks: relative early stopping and learning-rate cuts, like-for-like training
-metrics, and the learning-curve plots."""
+metrics, the latent statistics' reset, and the learning-curve plots."""
 
 import csv
 import math
@@ -122,6 +122,17 @@ class RelativeReduceLROnPlateau(RelativeImprovement, keras.callbacks.ReduceLROnP
         if self.patience and self.wait >= self.patience:
             self.exhausted_epoch = epoch
             self.model.stop_training = True
+
+
+class LatentStatisticsReset(keras.callbacks.Callback):
+    """Starts each epoch's running latent statistics afresh, so validation sees this epoch's.
+
+    A callback, not keras' own reset of `Model.metrics`: keras resets those at every `evaluate`
+    too, which would empty the sums at each validation pass.
+    """
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.model.latent_distribution.reset_state()
 
 
 class TrainingSampleMetrics(keras.callbacks.Callback):

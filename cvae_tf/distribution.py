@@ -1,11 +1,11 @@
-"""The tf.distribute strategy of a run: one device, several on one machine, or several machines."""
+"""tf.distribute: the strategy of a run, and what a model step needs to run under it."""
 
 import json
+import math
 import os
-import tempfile
-from pathlib import Path
 
 import tensorflow as tf
+from keras import ops
 
 from cvae_tf.cli import UserInputError
 
@@ -110,21 +110,6 @@ def is_chief(tf_config: str | None = None) -> bool:
     return index == 0
 
 
-def scratch_dir(run_dir: str | Path, tf_config: str | None = None) -> Path:
-    """Where this worker's callbacks write: `run_dir` on the chief, a fresh temporary folder else.
-
-    Every worker must run the same callbacks, since those that stop or resume training
-    (early stopping, divergence, BackupAndRestore) must decide alike on every worker or the
-    collective ops hang; so a non-chief worker points its files elsewhere and deletes them after
-    training, as TensorFlow's multi-worker guide does with `write_filepath`. A backup to resume
-    from must outlive the worker's process: give BackupAndRestore a fixed per-worker folder.
-    """
-    if is_chief(tf_config):
-        return Path(run_dir)
-    _, task_type, index = cluster_task(tf_config)
-    return Path(tempfile.mkdtemp(prefix=f"cvae_tf_{task_type}_{index}_"))
-
-
 def scaled_batch_and_learning_rate(
     batch_size: int, learning_rate: float, num_replicas: int, scale: bool
 ) -> tuple[int, float]:
@@ -166,3 +151,89 @@ def compile_options(
     if strategy.num_replicas_in_sync > 1:
         return 1, False
     return steps_per_execution, jit_compile
+
+
+# What the model's steps need under a strategy with several replicas.
+
+
+def replica_shared_weight(layer, shape, initializer: str, name: str):
+    """A non-trainable weight of `layer` that every replica updates alike, kept from the first.
+
+    Under tf.distribute it is a mirrored variable that every replica's step updates with the
+    same values (the callers add up the replicas' batches first), kept from the first replica.
+    Without an aggregation TensorFlow would silently update each replica's own copy only;
+    "sum" would add up keras' assign_add, which is assign(variable + value), into
+    variable × replicas + Σ values.
+    """
+    return layer.add_weight(
+        shape=shape,
+        initializer=initializer,
+        trainable=False,
+        aggregation="only_first_replica",
+        name=name,
+    )
+
+
+def multi_replica_context():
+    """The replica context of a step run by a tf.distribute strategy with several replicas."""
+    replicas = tf.distribute.get_replica_context()
+    if replicas is None or replicas.num_replicas_in_sync == 1:
+        return None  # one device, or cross-replica code (callbacks, after fit)
+    return replicas
+
+
+def replica_rows(rows):
+    """(replica context, the replica's first row in the global batch, the global batch's rows).
+
+    For `rows` events on this replica under a multi-replica strategy; (None, None, None) else.
+    The replicas' shares are taken to follow each other in replica order.
+    """
+    replicas = multi_replica_context()
+    if replicas is None:
+        return None, None, None
+    counts = replicas.all_gather(tf.reshape(tf.cast(rows, tf.int32), (1,)), axis=0)
+    earlier = tf.range(replicas.num_replicas_in_sync) < replicas.replica_id_in_sync_group
+    return replicas, tf.reduce_sum(tf.where(earlier, counts, 0)), tf.reduce_sum(counts)
+
+
+def batch_mean(global_batch_size):
+    """The mean over a batch's elements, or a replica's share of it over the global batch."""
+    if global_batch_size is None:
+        return ops.mean
+
+    def share(values):
+        elements = global_batch_size * math.prod(values.shape[1:])
+        return ops.sum(values) / ops.cast(elements, values.dtype)
+
+    return share
+
+
+def step_logs(logs):
+    """A step's logs {name: scalar} in the shape keras can reduce under the current strategy.
+
+    Across several workers keras 3.15 reduces each log with `strategy.reduce("MEAN", log,
+    axis=0)`, which fails on a scalar ("Invalid reduction dimension 0 for input with 0
+    dimensions", keras-team/keras#20585): there every log gets a leading axis of length 1, which
+    that reduction removes again.
+    """
+    replicas = multi_replica_context()
+    if replicas is None:
+        return logs
+    extended = replicas.strategy.extended
+    if replicas.num_replicas_in_sync == len(extended.worker_devices):
+        return logs  # one worker: keras stacks the replicas' scalars and averages them
+    return {name: ops.reshape(value, (1,)) for name, value in logs.items()}
+
+
+def build_without_a_batch(model) -> None:
+    """What keras' `_maybe_symbolic_build` does under a strategy, for a model built at __init__.
+
+    Under a strategy, keras 3.15's TensorFlow trainer reduces a whole input batch across
+    replicas there only to trace shapes, and MultiWorkerMirroredStrategy cannot reduce a
+    (momenta, positions) pair ("Attempt to convert a value (PerReplica...)",
+    keras-team/keras#20585). A model built in __init__ and compiled without keras losses or
+    metrics needs no batch: what is left is the optimizer's variables, made in the strategy's
+    scope.
+    """
+    with model.distribute_strategy.scope():
+        model._symbolic_build()

@@ -12,7 +12,8 @@ arbitrary turn about x̂ moves their positions by no more than their tiny bend.
 
 Rotation matrices are [batch, 3, 3] with the frame axes as rows: v_frame = R·v_lab and
 v_lab = Rᵀ·v_frame. The ops are backend-neutral, so the same code runs on numpy arrays for the
-data and inside the exported SavedModel.
+data and inside the exported SavedModel. Tables [batch, 9] hold three per-atom vectors,
+atom-major, as the data and the model do.
 """
 
 import numpy as np
@@ -57,6 +58,21 @@ def from_frame(rotations, vectors):
     return ops.einsum("bji,bnj->bni", rotations, vectors)
 
 
+def table_rotations(frame: str, momenta):
+    """Rotations [batch, 3, 3] into `frame` for momentum tables [batch, 9] (None for "lab")."""
+    if frame == "lab":
+        return None
+    return momentum_frame(ops.reshape(momenta, (-1, 3, 3)))
+
+
+def rotate_table(rotations, table, back: bool = False):
+    """A table [batch, 9] of per-atom vectors rotated into the frame (or `back`); None: as is."""
+    if rotations is None:
+        return table
+    rotate = from_frame if back else to_frame
+    return ops.reshape(rotate(rotations, ops.reshape(table, (-1, 3, 3))), (-1, 9))
+
+
 def model_frame_tables(
     frame: str, positions: np.ndarray, momenta: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -64,7 +80,4 @@ def model_frame_tables(
     if frame == "lab" or not len(momenta):
         return np.asarray(positions), np.asarray(momenta)
     rotations = momentum_frame(np.reshape(momenta, (-1, 3, 3)))
-    return tuple(
-        np.asarray(ops.reshape(to_frame(rotations, ops.reshape(table, (-1, 3, 3))), (-1, 9)))
-        for table in (positions, momenta)
-    )
+    return tuple(np.asarray(rotate_table(rotations, table)) for table in (positions, momenta))

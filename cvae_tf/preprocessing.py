@@ -117,9 +117,14 @@ def normalization_statistics(method: str, values: np.ndarray) -> tuple[np.ndarra
 def normalization_layers(
     offset, variance, name: str
 ) -> tuple[keras.layers.Normalization, keras.layers.Normalization]:
-    """A (forward, inverse) pair of `Normalization` layers, (x − offset)/√variance and back."""
+    """A (forward, inverse) pair of built `Normalization` layers, (x − offset)/√variance and back.
+
+    Built for rows [batch, len(offset)], so that a model holding them is built at construction.
+    """
     forward = keras.layers.Normalization(mean=offset, variance=variance, name=f"{name}_normalize")
     inverse = keras.layers.Normalization(
         mean=offset, variance=variance, invert=True, name=f"{name}_denormalize"
     )
+    for layer in (forward, inverse):
+        layer.build((None, len(offset)))
     return forward, inverse

@@ -16,7 +16,7 @@ from cvae_tf.cli import UserInputError
 from cvae_tf.config import RESUMABLE_CHANGES, TrainConfig
 
 # Bump when a run folder's layout or its SavedModel's endpoints change in a way predict must know.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 RUN_FILE = "run.json"  # written last: its presence marks a complete run
 REQUIRED_FILES = (RUN_FILE, "config.json", "metrics.json", "saved_model/saved_model.pb")
 PARTIAL_SUFFIX = ".partial"

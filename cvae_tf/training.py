@@ -21,6 +21,7 @@ from cvae_tf import (
     model,
     physics,
     preprocessing,
+    recalibration,
     report,
     run_folder,
     sampling,
@@ -159,7 +160,9 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> RunResult:
                     cvae = _single_device_copy(cvae, config, run_data)
                 cvae.fit_latent_statistics_from(run_data.latent_batches())
                 if config.evaluation.recalibrate:
-                    cvae.fit_spread_scale_from(run_data.validation_batches(), CALIBRATION_SAMPLES)
+                    recalibration.fit_spread_scale(
+                        cvae, run_data.validation_batches(), CALIBRATION_SAMPLES
+                    )
                 test_metrics, text = evaluate(cvae, run_data.test, run_data.mean_geometry, config)
                 test_metrics["data"] = ",".join(str(path) for path in run_data.files)
                 test_metrics["data_streamed"] = run_data.streamed
@@ -248,7 +251,7 @@ def _callback_stack(
         else []
     )
     return [
-        model.LatentStatisticsReset(),
+        callbacks.LatentStatisticsReset(),
         # First of those that read an epoch's logs: it adds the like-for-like training figures.
         callbacks.TrainingSampleMetrics(*run_data.train_sample, batch_size=batch_size),
         watch,

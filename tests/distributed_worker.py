@@ -13,12 +13,15 @@ scale of the replicas' summed gradients).
 import argparse
 import shutil
 import sys
+import tempfile
+from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from cvae_tf import distribution, model, simulator  # importing does not start TF's runtime
+from cvae_tf import callbacks, distribution, simulator  # importing does not start TF's runtime
+from tests.models import build_cvae
 
 NUM_EVENTS = 1500
 NUM_TRAIN = 1200
@@ -87,7 +90,7 @@ def main(argv):
             batch_size=None if data[1] is None else BATCH_SIZE,
             epochs=EPOCHS,
             validation_data=(momenta[validation], positions[validation]),
-            callbacks=[model.LatentStatisticsReset()],
+            callbacks=[callbacks.LatentStatisticsReset()],
             verbose=0,
         )
         results.update(describe(name, cvae, history, momenta[train], positions[train]))
@@ -99,7 +102,7 @@ def main(argv):
 def build_and_compile(train_positions, train_momenta, optimizer, steps_per_execution, jit_compile):
     """A seeded CVAE compiled as training.py compiles it (call inside the strategy's scope)."""
     keras.utils.set_random_seed(0)
-    cvae = model.build_cvae(train_positions, train_momenta, "standard", "standard", **ARCHITECTURE)
+    cvae = build_cvae(train_positions, train_momenta, "standard", "standard", **ARCHITECTURE)
     cvae.compile(
         optimizer=keras.optimizers.Adam(3e-3)
         if optimizer == "adam"
@@ -113,10 +116,11 @@ def build_and_compile(train_positions, train_momenta, optimizer, steps_per_execu
 def describe(name, cvae, history, momenta, positions):
     """Weights, history and latent statistics of a fitted model, keyed `name/...`."""
     results = {f"{name}/history/{key}": values for key, values in history.history.items()}
-    results[f"{name}/running_latent_count"] = cvae._latent_count.numpy()  # events of last epoch
+    statistics = cvae.latent_distribution
+    results[f"{name}/running_latent_count"] = statistics.count.numpy()  # events of last epoch
     cvae.fit_latent_statistics(momenta, positions, batch_size=500)  # cross-replica, after fit
-    results[f"{name}/latent_mean"] = cvae.latent_mean.numpy()
-    results[f"{name}/latent_std"] = cvae.latent_std.numpy()
+    results[f"{name}/latent_mean"] = statistics.mean.numpy()
+    results[f"{name}/latent_std"] = statistics.std.numpy()
     encoder_means, _ = cvae.encode(
         cvae.normalize_positions(positions), cvae.normalize_momenta(momenta)
     )
@@ -127,11 +131,18 @@ def describe(name, cvae, history, momenta, positions):
 
 
 def write_run_folder(cvae, run_dir):
-    """The chief saves the model into the run folder; other workers into scratch, then drop it."""
-    target = distribution.scratch_dir(run_dir)
+    """The chief saves the model into the run folder; other workers into scratch, then drop it.
+
+    A non-chief worker writes into a temporary folder of its own and deletes it, as
+    TensorFlow's multi-worker guide does with `write_filepath`.
+    """
+    _, task_type, index = distribution.cluster_task()
+    if distribution.is_chief():
+        target = Path(run_dir)
+    else:
+        target = Path(tempfile.mkdtemp(prefix=f"cvae_tf_{task_type}_{index}_"))
     target.mkdir(parents=True, exist_ok=True)
     cvae.save_weights(target / "model.weights.h5")
-    _, task_type, index = distribution.cluster_task()
     (target / "written_by.txt").write_text(f"{task_type} {index}\n")
     if not distribution.is_chief():
         shutil.rmtree(target)

@@ -113,8 +113,9 @@ def _single_device(events_csv, tmp_path_factory, **changes):
 
 
 def _weights(run_dir):
-    assert model.CVAE  # registered with keras, so load_model finds the class
-    return keras.models.load_model(run_dir / "model.keras").get_weights()
+    loaded = keras.models.load_model(run_dir / "model.keras")
+    assert isinstance(loaded, model.CVAE)  # the registered class, rebuilt from its config
+    return loaded.get_weights()
 
 
 def _assert_close(run_dir, reference_dir):

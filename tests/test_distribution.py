@@ -112,17 +112,6 @@ def test_without_tf_config_this_process_is_the_chief(monkeypatch):
     assert distribution.cluster_task() is None
 
 
-def test_only_the_chief_writes_into_the_run_folder(tmp_path):
-    run_dir = tmp_path / "run"
-    assert distribution.scratch_dir(run_dir, _config(WORKERS, "worker", 0)) == run_dir
-    scratch = distribution.scratch_dir(run_dir, _config(WORKERS, "worker", 1))
-    try:
-        assert scratch.is_dir() and run_dir not in scratch.parents
-        assert "worker_1" in scratch.name
-    finally:
-        scratch.rmdir()
-
-
 def test_batch_and_learning_rate_stay_global_unless_scaled():
     assert distribution.scaled_batch_and_learning_rate(256, 1e-3, 4, scale=False) == (256, 1e-3)
     # Goyal et al.: per-replica batch kept, learning rate × replicas.

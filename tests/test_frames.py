@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from cvae_tf import frames, model, physics, simulator
+from cvae_tf import frames, physics, simulator
+from tests.models import build_cvae
 
 
 def random_rotations(count, seed):
@@ -79,7 +80,7 @@ def test_momentum_frame_model_predictions_follow_the_molecule():
     """Turning the momenta turns the prediction the same way: the rotation back is right."""
     positions, momenta = simulator.simulate_events(simulator.SimulationConfig(200, seed=7))
     tables = [np.reshape(a, (-1, 9)).astype(np.float32) for a in (positions, momenta)]
-    cvae = model.build_cvae(
+    cvae = build_cvae(
         *tables, "standard", "standard", hidden_dim=8, num_layers=2, latent_dim=2, frame="momentum"
     )
     turn = random_rotations(200, seed=8)

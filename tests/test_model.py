@@ -3,9 +3,11 @@
 import keras
 import numpy as np
 import pytest
+import scipy.special
 import scipy.stats
 
-from cvae_tf import model, preprocessing
+from cvae_tf import callbacks, losses, model, preprocessing, recalibration
+from tests.models import build_cvae
 
 
 def toy_tables(num_events=400, seed=0):
@@ -21,24 +23,33 @@ def toy_tables(num_events=400, seed=0):
 def make_cvae(momenta, positions, **overrides):
     settings = dict(hidden_dim=8, num_layers=2, latent_dim=3, beta=0.5, l1=1e-4, l2=1e-3, seed=1)
     settings.update(overrides)
-    return model.build_cvae(positions, momenta, "standard", "standard", **settings)
+    return build_cvae(positions, momenta, "standard", "standard", **settings)
+
+
+def dense_layers(network):
+    """The Dense layers of a sub-model, input to output, the two heads last."""
+    return [layer for layer in network.layers if isinstance(layer, keras.layers.Dense)]
 
 
 def test_layer_sizes_follow_the_specification():
     assert model.hidden_layer_sizes(64, 3) == [64, 128, 256]
     momenta, positions = toy_tables()
-    cvae = make_cvae(momenta, positions, hidden_dim=64, num_layers=3)
-    assert [layer.units for layer in cvae.encoder_layers] == [64, 128, 256]
-    assert [layer.units for layer in cvae.decoder_layers] == [256, 128, 64]
-    assert cvae.position_layer.units == 9
-    assert cvae.log_variance_layer.units == 9
+    cvae = make_cvae(momenta, positions, hidden_dim=64, num_layers=3, latent_dim=4)
+    # Hidden widths, then the mean and log-variance heads.
+    assert [layer.units for layer in dense_layers(cvae.encoder)] == [64, 128, 256, 4, 4]
+    assert [layer.units for layer in dense_layers(cvae.decoder)] == [256, 128, 64, 9, 9]
+    assert cvae.encoder.input_shape == (None, 18)  # positions ‖ momenta
+    assert cvae.decoder.input_shape == (None, 4 + 9)  # z ‖ momenta
 
 
 @pytest.mark.parametrize("activation", ["relu", "tanh", "silu"])
 def test_activation_from_a_name(activation):
     momenta, positions = toy_tables(50)
     cvae = make_cvae(momenta, positions, activation=activation)
-    assert cvae.encoder_layers[0].activation is keras.activations.get(activation)
+    for network in (cvae.encoder, cvae.decoder):
+        hidden, heads = dense_layers(network)[:-2], dense_layers(network)[-2:]
+        assert all(layer.activation is keras.activations.get(activation) for layer in hidden)
+        assert all(layer.activation is keras.activations.linear for layer in heads)
 
 
 def test_kernel_norms_match_numpy_over_dense_kernels():
@@ -51,9 +62,21 @@ def test_kernel_norms_match_numpy_over_dense_kernels():
     assert float(l2) == pytest.approx(sum(np.square(k).sum() for k in kernels), rel=1e-5)
 
 
+def test_penalties_are_keras_kernel_regularizers_only_when_asked_for():
+    """l1 = l2 = 0 attaches no regularizer: no zero terms in the default run's loss."""
+    momenta, positions = toy_tables(50)
+    assert make_cvae(momenta, positions, l1=0.0, l2=0.0).losses == []
+    cvae = make_cvae(momenta, positions, l1=1e-4, l2=0.0)
+    kernels = [w.numpy() for w in cvae.weights if w.path.endswith("kernel")]
+    penalties = [float(value) for value in cvae.losses]
+    assert len(penalties) == len(kernels)  # one per Dense kernel, none on the biases
+    assert sum(penalties) == pytest.approx(1e-4 * sum(np.abs(k).sum() for k in kernels), rel=1e-5)
+
+
 def _fix_posterior(cvae, mean, log_var):
     """Makes the encoder output a constant mean and log-variance for every input."""
-    for layer, value in zip(cvae.latent_heads, (mean, log_var), strict=True):
+    heads = dense_layers(cvae.encoder)[-2:]
+    for layer, value in zip(heads, (mean, log_var), strict=True):
         layer.kernel.assign(np.zeros(layer.kernel.shape))
         layer.bias.assign(np.full(layer.bias.shape, value))
 
@@ -88,7 +111,7 @@ def test_gaussian_nll_against_scipy_log_density():
     log_variance = rng.uniform(-6, 2, size=(50, 9))
     expected = -scipy.stats.norm.logpdf(targets, mean, np.exp(0.5 * log_variance)).sum(axis=-1)
     np.testing.assert_allclose(
-        model.gaussian_nll(targets, mean, log_variance).numpy(), expected, rtol=1e-10
+        losses.gaussian_nll(targets, mean, log_variance).numpy(), expected, rtol=1e-10
     )
 
 
@@ -121,7 +144,7 @@ def test_beta_one_is_the_negative_elbo_of_a_unit_gaussian_model():
     cvae = make_cvae(momenta, positions, beta=1.0, l1=0.0, l2=0.0, latent_dim=3)
     _fix_posterior(cvae, 0.3, np.log(0.5))
     terms, _ = cvae.compute_losses(momenta, positions)
-    normalized_momenta = cvae.normalize_momenta(cvae.to_model_frame(None, momenta))
+    normalized_momenta = cvae.normalize_momenta(momenta)  # the lab frame: no rotation
     normalized_truth = cvae.normalize_positions(positions).numpy().astype(np.float64)
     draws = []
     for latent in np.random.default_rng(5).normal(0.3, np.sqrt(0.5), size=(400, 1, 3)):
@@ -137,8 +160,8 @@ def test_beta_one_is_the_negative_elbo_of_a_unit_gaussian_model():
     assert float(terms["kl"]) == pytest.approx(kl, rel=1e-5)
 
 
-def fit(cvae, momenta, positions, val, epochs=3):
-    cvae.compile(optimizer=keras.optimizers.Adam(1e-3))
+def fit(cvae, momenta, positions, val, epochs=3, optimizer=None):
+    cvae.compile(optimizer=optimizer or keras.optimizers.Adam(1e-3))
     return cvae.fit(
         momenta,
         positions,
@@ -147,7 +170,7 @@ def fit(cvae, momenta, positions, val, epochs=3):
         validation_data=val,
         shuffle=False,
         verbose=0,
-        callbacks=[model.LatentStatisticsReset()],
+        callbacks=[callbacks.LatentStatisticsReset()],
     )
 
 
@@ -210,7 +233,7 @@ def test_validation_draws_the_same_latents_every_epoch():
         for _ in range(2)
     )
     assert first == second
-    cvae.latent_std.assign(np.zeros(3))  # z at the distribution's mean: another figure
+    cvae.latent_distribution.std.assign(np.zeros(3))  # z at the distribution's mean
     at_mean = cvae.evaluate(
         momenta[:100], positions[:100], batch_size=50, verbose=0, return_dict=True
     )
@@ -231,16 +254,18 @@ def test_latent_statistics_are_exact_over_the_training_split():
         if prior == "aggregate_posterior":
             expected_var = expected_var + variance.mean(axis=0)
         np.testing.assert_allclose(
-            cvae.latent_mean.numpy(), mean.mean(axis=0), rtol=1e-4, atol=1e-5
+            cvae.latent_distribution.mean.numpy(), mean.mean(axis=0), rtol=1e-4, atol=1e-5
         )
-        np.testing.assert_allclose(cvae.latent_std.numpy(), np.sqrt(expected_var), rtol=1e-3)
+        np.testing.assert_allclose(
+            cvae.latent_distribution.std.numpy(), np.sqrt(expected_var), rtol=1e-3
+        )
 
 
 def test_predictions_sample_the_training_latent_distribution():
     momenta, positions = toy_tables(50)
     cvae = make_cvae(momenta, positions)
-    cvae.latent_mean.assign([1.0, -2.0, 0.5])
-    cvae.latent_std.assign([0.0, 0.0, 0.0])
+    cvae.latent_distribution.mean.assign([1.0, -2.0, 0.5])
+    cvae.latent_distribution.std.assign([0.0, 0.0, 0.0])
     cvae.spread_scale.assign(np.zeros(9))  # no decoder noise: a sample is the decoder's mean
     expected = cvae.decode_positions(
         momenta, np.tile([[1.0, -2.0, 0.5]], (50, 1)).astype(np.float32)
@@ -252,7 +277,7 @@ def test_samples_spread_as_the_rotated_decoder_variance_says():
     """Draws of `call` (noise in the model frame) against decode_moments' lab-frame variance."""
     momenta, positions = toy_tables(4)
     cvae = make_cvae(momenta, positions, frame="momentum")
-    cvae.latent_std.assign([0.0, 0.0, 0.0])
+    cvae.latent_distribution.std.assign([0.0, 0.0, 0.0])
     cvae.spread_scale.assign(np.linspace(0.5, 2.0, 9))
     repeated = np.repeat(momenta, 20_000, axis=0)
     draws = cvae(repeated).numpy().astype(np.float64).reshape(4, 20_000, 9)
@@ -270,7 +295,9 @@ def test_spread_scale_recovers_a_known_miscalibration():
     noise = np.random.default_rng(2).normal(size=mean.shape)
     targets = mean.numpy() + 2.0 * np.exp(0.5 * log_variance.numpy()) * noise
     positions_with_known_spread = cvae.denormalize_positions(targets.astype(np.float32)).numpy()
-    scale = cvae.fit_spread_scale_from([(momenta, positions_with_known_spread)], num_samples=4)
+    scale = recalibration.fit_spread_scale(
+        cvae, [(momenta, positions_with_known_spread)], num_samples=4
+    )
     np.testing.assert_allclose(scale, 2.0, rtol=0.05)
     np.testing.assert_allclose(cvae.spread_scale.numpy(), scale, rtol=1e-6)
 
@@ -282,8 +309,12 @@ def test_keras_file_round_trip_keeps_normalization_and_latent_statistics(tmp_pat
     cvae.fit_latent_statistics(momenta, positions)
     cvae.save(tmp_path / "model.keras")
     loaded = keras.models.load_model(tmp_path / "model.keras")
-    np.testing.assert_array_equal(loaded.latent_mean.numpy(), cvae.latent_mean.numpy())
-    np.testing.assert_array_equal(loaded.latent_std.numpy(), cvae.latent_std.numpy())
+    assert isinstance(loaded, model.CVAE)
+    for name in ("mean", "std"):
+        np.testing.assert_array_equal(
+            getattr(loaded.latent_distribution, name).numpy(),
+            getattr(cvae.latent_distribution, name).numpy(),
+        )
     latent = np.ones((200, 3), np.float32)
     np.testing.assert_allclose(
         loaded.decode_positions(momenta, latent).numpy(),
@@ -293,31 +324,53 @@ def test_keras_file_round_trip_keeps_normalization_and_latent_statistics(tmp_pat
 
 
 def test_latent_dim_zero_is_a_deterministic_network_of_the_same_code():
+    """No encoder; the prediction is the decoder's mean, a plain MLP of the momenta (numpy)."""
     momenta, positions = toy_tables(300)
     cvae = make_cvae(momenta, positions, latent_dim=0)
     kernels = [w for w in cvae.weights if w.path.endswith("kernel")]
     assert len(kernels) == 2 + 2  # decoder and its mean/log-variance heads only: no encoder
+    assert cvae.encoder is None
     history = fit(cvae, momenta, positions, (momenta[:50], positions[:50]), epochs=2)
     assert history.history["kl"] == [0.0, 0.0]
     assert np.isfinite(history.history["val_loss"]).all()
     cvae.fit_latent_statistics(momenta, positions)
-    no_latent = np.zeros((20, 0), np.float32)
-    np.testing.assert_array_equal(
-        cvae.decode_positions(momenta[:20], no_latent).numpy(),
-        cvae.decode_positions(momenta[:20], no_latent).numpy(),
-    )
+    predicted = cvae.decode_positions(momenta[:20], np.zeros((20, 0), np.float32)).numpy()
+    # The same network by hand: normalize, GELU hidden layers, the mean head, denormalize.
+    offset, variance = preprocessing.normalization_statistics("standard", momenta)
+    hidden = (momenta[:20].astype(np.float64) - offset) / np.sqrt(variance)
+    *layers, mean_head, _ = dense_layers(cvae.decoder)
+    for layer in layers:
+        hidden = hidden @ layer.kernel.numpy() + layer.bias.numpy()
+        hidden = 0.5 * hidden * (1.0 + scipy.special.erf(hidden / np.sqrt(2.0)))
+    normalized = hidden @ mean_head.kernel.numpy() + mean_head.bias.numpy()
+    offset, variance = preprocessing.normalization_statistics("standard", positions)
+    expected = normalized * np.sqrt(variance) + offset
+    np.testing.assert_allclose(predicted, expected, rtol=1e-4, atol=1e-5)
+    # Without a latent draw and with the decoder's noise off, a sample is that mean.
+    cvae.spread_scale.assign(np.zeros(9))
+    np.testing.assert_allclose(cvae(momenta[:20]).numpy(), predicted, rtol=1e-6, atol=1e-6)
 
 
 def test_running_latent_statistics_restart_every_epoch():
-    """During fit the prior follows the current epoch only: validation sees this epoch's spread."""
+    """During fit the prior follows the current epoch only: validation sees this epoch's spread.
+
+    With a learning rate of 0 every epoch sees the same posteriors, so the running statistics
+    of the last epoch are those of the encoder over the training split (numpy) and cover its
+    350 events once, not three times.
+    """
     momenta, positions = toy_tables(350)
     cvae = make_cvae(momenta, positions)
-    fit(cvae, momenta, positions, (momenta[:50], positions[:50]), epochs=3)
-    assert float(cvae._latent_count.numpy()) == 350  # one epoch's events, not three
-    sums = cvae._latent_sums.numpy()
-    np.testing.assert_allclose(cvae.latent_mean.numpy(), sums[0] / 350, rtol=1e-5)
+    frozen = keras.optimizers.SGD(learning_rate=0.0)
+    fit(cvae, momenta, positions, (momenta[:50], positions[:50]), epochs=3, optimizer=frozen)
+    statistics = cvae.latent_distribution
+    assert float(statistics.count.numpy()) == 350  # one epoch's events, not three
+    mean, log_var = cvae.encode(
+        cvae.normalize_positions(positions), cvae.normalize_momenta(momenta)
+    )
+    mean = mean.numpy().astype(np.float64)
+    np.testing.assert_allclose(statistics.mean.numpy(), mean.mean(axis=0), rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(
-        cvae.latent_std.numpy(),
-        np.sqrt(sums[1] / 350 - (sums[0] / 350) ** 2 + sums[2] / 350),  # aggregate posterior
+        statistics.std.numpy(),
+        np.sqrt(mean.var(axis=0) + np.exp(log_var.numpy()).mean(axis=0)),  # aggregate posterior
         rtol=1e-3,
     )

@@ -68,7 +68,9 @@ def test_predict_writes_positions_in_input_order(quick_run, events_csv, tmp_path
     serving = export.load_saved_model(run_dir / export.SAVED_MODEL_DIR)
     cvae = keras.models.load_model(run_dir / "model.keras")
     momenta = frame[list(data.MOMENTUM_COLUMNS)].to_numpy(np.float32)
-    at_mean = serving.decode(momenta, np.tile(cvae.latent_mean.numpy(), (25, 1))).numpy()
+    at_mean = serving.decode(
+        momenta, np.tile(cvae.latent_distribution.mean.numpy(), (25, 1))
+    ).numpy()
     distances = np.linalg.norm(predicted.to_numpy()[:, None, :] - at_mean[None, :, :], axis=-1)
     np.testing.assert_array_equal(distances.argmin(axis=1), np.arange(25))
 

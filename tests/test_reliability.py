@@ -20,8 +20,9 @@ from tests.conftest import QUICK, REPO, quick_config
 
 
 def weights(run_dir):
-    assert model.CVAE  # registered with keras, so load_model finds the class
-    return keras.models.load_model(run_dir / "model.keras").get_weights()
+    loaded = keras.models.load_model(run_dir / "model.keras")
+    assert isinstance(loaded, model.CVAE)  # the registered class, rebuilt from its config
+    return loaded.get_weights()
 
 
 def hidden_entries(folder):
