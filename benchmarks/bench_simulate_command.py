@@ -14,7 +14,7 @@ from pathlib import Path
 
 from absl import app, flags
 
-from cvae_tf import simulator
+from cvae_tf import chunk_pool
 
 flags.DEFINE_integer("num_events", 1_000_000, "Events per run. Default: 1000000.")
 flags.DEFINE_integer("repeats", 3, "Runs per worker count; the median is reported. Default: 3.")
@@ -86,7 +86,7 @@ def main(argv: list[str]) -> None:
     """Runs the command with 1 worker and with every core, and prints events/s and memory."""
     del argv  # Unused.
     num_events, repeats = flags.FLAGS.num_events, flags.FLAGS.repeats
-    worker_counts = sorted({1, simulator.worker_count(0)})
+    worker_counts = sorted({1, chunk_pool.worker_count(0)})
     print(f"python -m cvae_tf.simulate --num_events={num_events}, median of {repeats} runs")
     runs = {workers: [] for workers in worker_counts}
     with tempfile.TemporaryDirectory() as folder:

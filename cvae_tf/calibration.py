@@ -2,11 +2,9 @@
 
 import math
 from collections.abc import Sequence
-from os import PathLike
 from statistics import NormalDist
 
 import numpy as np
-from matplotlib.figure import Figure
 
 # Nominal probabilities of the central intervals the report checks, keyed by report name; "68" is
 # the exact ±1σ probability erf(1/√2), so its z-score is 1 to within 1e-9.
@@ -146,43 +144,6 @@ def calibration_curve(
     deviation = np.abs(truth - mean)
     observed = np.array([np.mean(deviation <= _z_score(p) * spread) for p in nominal])
     return nominal, observed
-
-
-def plot_calibration_curve(
-    nominal: np.ndarray,
-    observed: np.ndarray,
-    path: str | PathLike[str],
-    title: str = "Calibration: observed against nominal coverage",
-) -> None:
-    """Write the calibration curve, with the ideal diagonal, to a PNG at path.
-
-    Args:
-        nominal: Nominal central-interval probabilities, 1-D.
-        observed: Observed coverage at each, same length.
-        path: Where to write the PNG.
-        title: Figure title.
-    """
-    nominal = np.asarray(nominal, dtype=float)
-    observed = np.asarray(observed, dtype=float)
-    if nominal.ndim != 1 or nominal.shape != observed.shape:
-        raise ValueError(
-            "nominal and observed must be 1-D arrays of one length; received shapes "
-            f"{nominal.shape} and {observed.shape}"
-        )
-    # A bare Figure (no pyplot) needs no display backend and is freed with its last reference,
-    # so report runs neither leak figures nor depend on the interactive state.
-    figure = Figure(figsize=(6, 6), layout="constrained")
-    axes = figure.subplots()
-    axes.plot([0.0, 1.0], [0.0, 1.0], linestyle="--", color="grey", label="ideal")
-    axes.plot(nominal, observed, marker="o", label="observed")
-    axes.set_xlim(0.0, 1.0)
-    axes.set_ylim(0.0, 1.0)
-    axes.set_xlabel("nominal coverage of the central interval")
-    axes.set_ylabel("observed coverage")
-    axes.set_title(title)
-    axes.grid(True)
-    axes.legend(loc="upper left")
-    figure.savefig(path, dpi=100)
 
 
 def crps_from_samples(samples: np.ndarray, truth: np.ndarray) -> np.ndarray:

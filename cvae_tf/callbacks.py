@@ -1,36 +1,14 @@
 """Training callbacks: relative early stopping and learning-rate cuts, like-for-like training
-metrics, the latent statistics' reset, and the learning-curve plots."""
+metrics, the latent statistics' reset, and the learning curves drawn when training ends."""
 
-import csv
 import math
-import os
 from pathlib import Path
 
 import keras
 import numpy as np
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
 
-FIRST_CURVE_FILE = "learning_curve_first_10_epochs.png"
-REMAINING_CURVE_FILE = "learning_curve_remaining_epochs.png"
+from cvae_tf import epoch_history, plots
 
-# History key → (legend label, line style), per panel. In each panel training and validation show
-# the SAME quantity computed the same way (z from the training latent distribution, positions
-# only as the target), on one y scale as the specification asks; dashed beside them, the training
-# values with z from the encoder, which sees the positions.
-ERROR_CURVES = {
-    "train_prior_atom_error": ("training sample, z from the training latent distribution", "-"),
-    "val_atom_error": ("validation, z from the training latent distribution", "-"),
-    "atom_error": ("training, z from the encoder (sees the positions)", "--"),
-}
-LOSS_CURVES = {
-    "train_prior_reconstruction": (
-        "training sample: decoder NLL, z from the training latent distribution",
-        "-",
-    ),
-    "val_reconstruction": ("validation: decoder NLL, z from the training latent distribution", "-"),
-    "unregularized_loss": ("training loss without L1/L2: NLL + β·KL, z from the encoder", "--"),
-}
 MONITOR = "val_atom_error"  # what early stopping and the learning-rate schedule watch
 
 
@@ -157,103 +135,6 @@ class TrainingSampleMetrics(keras.callbacks.Callback):
         logs.update({f"train_prior_{name}": float(value) for name, value in results.items()})
 
 
-def learning_curve_figures(
-    history: dict[str, list[float]], *, split_epoch: int = 10
-) -> tuple[Figure, Figure]:
-    """The two learning-curve figures: epochs 1..split_epoch, and split_epoch + 1..end.
-
-    Each has two panels: the per-atom distance error of the decoder's mean (bohr; ERROR_CURVES)
-    and the decoder's negative log-likelihood per event (nats, normalized units; LOSS_CURVES).
-
-    Args:
-        history: Per-epoch values by log key; "atom_error" is required unless history is
-            empty, the other keys of ERROR_CURVES and LOSS_CURVES are drawn when present. NaN
-            marks an epoch without a value.
-        split_epoch: Last epoch (1-based) of the first figure.
-
-    Returns:
-        (first, remaining): matplotlib Figures, not attached to pyplot, two axes each.
-    """
-    if history and "atom_error" not in history:
-        raise ValueError(f"history needs the key 'atom_error'; received keys: {sorted(history)}")
-    if split_epoch < 1:
-        raise ValueError(f"split_epoch must be ≥ 1; received: split_epoch={split_epoch}")
-    first = _curve_figure(history, 1, split_epoch, f"Learning curves, epochs 1–{split_epoch}")
-    remaining = _curve_figure(
-        history, split_epoch + 1, None, f"Learning curves, epochs {split_epoch + 1} onwards"
-    )
-    return first, remaining
-
-
-def plot_learning_curves(
-    history: dict[str, list[float]], output_dir: str, *, split_epoch: int = 10
-) -> tuple[str, str]:
-    """Writes the two learning-curve PNGs into output_dir and returns their paths."""
-    os.makedirs(output_dir, exist_ok=True)
-    paths = (
-        os.path.join(output_dir, FIRST_CURVE_FILE),
-        os.path.join(output_dir, REMAINING_CURVE_FILE),
-    )
-    for figure, path in zip(
-        learning_curve_figures(history, split_epoch=split_epoch), paths, strict=True
-    ):
-        figure.savefig(path, dpi=100)
-    return paths
-
-
-def _curve_figure(
-    history: dict[str, list[float]], first_epoch: int, last_epoch: int | None, title: str
-) -> Figure:
-    """One figure, both panels, for epochs first_epoch..last_epoch (1-based, inclusive)."""
-    # A bare Figure (no pyplot) needs no display and is freed with its last reference, so there
-    # is no global figure registry to close.
-    figure = Figure(figsize=(8, 10), layout="constrained")
-    figure.suptitle(title)
-    error_axes, loss_axes = figure.subplots(2, 1, sharex=True)
-    for axes, curves, quantity in (
-        (error_axes, ERROR_CURVES, "per-atom distance error of the decoder mean (bohr)"),
-        (loss_axes, LOSS_CURVES, "negative log-likelihood per event (nats)"),
-    ):
-        _curve_panel(axes, history, curves, quantity, first_epoch, last_epoch)
-    loss_axes.set_xlabel("epoch (1 = first)")
-    return figure
-
-
-def _curve_panel(axes, history, curves, quantity: str, first_epoch: int, last_epoch) -> None:
-    plotted = []
-    for key, (label, style) in curves.items():
-        values = np.asarray(history.get(key, []), dtype=float)
-        end = len(values) if last_epoch is None else min(last_epoch, len(values))
-        if end < first_epoch:
-            continue
-        epochs = np.arange(first_epoch, end + 1)
-        window = values[first_epoch - 1 : end]
-        axes.plot(epochs, window, style, marker="o", markersize=3, label=f"{label} [{key}]")
-        plotted.append(window)
-    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
-    if not plotted:
-        axes.text(
-            0.5,
-            0.5,
-            f"no epochs after epoch {first_epoch - 1}" if first_epoch > 1 else "no epochs",
-            ha="center",
-            va="center",
-            transform=axes.transAxes,
-        )
-        axes.set_xticks([])
-        axes.set_yticks([])
-        return
-    finite = np.concatenate(plotted)
-    finite = finite[np.isfinite(finite)]
-    # Log scale shows both the fast first drop and the slow tail, but only for positive values.
-    log_scale = finite.size > 0 and bool(np.all(finite > 0))
-    if log_scale:
-        axes.set_yscale("log")
-    axes.set_ylabel(quantity + (", log scale" if log_scale else ""))
-    axes.legend(fontsize="small")
-    axes.grid(True, alpha=0.3)
-
-
 class LearningCurves(keras.callbacks.Callback):
     """Collects each epoch's logs and writes the two learning-curve PNGs when training ends."""
 
@@ -287,8 +168,10 @@ class LearningCurves(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         history = self.history
         if self.history_csv and Path(self.history_csv).is_file():
-            history = read_history(Path(self.history_csv))
-        self.paths = plot_learning_curves(history, self.output_dir, split_epoch=self.split_epoch)
+            history = epoch_history.read_history(Path(self.history_csv))
+        self.paths = plots.plot_learning_curves(
+            history, self.output_dir, split_epoch=self.split_epoch
+        )
 
 
 class EpochWatch(keras.callbacks.TerminateOnNaN):
@@ -331,39 +214,3 @@ class EpochWatch(keras.callbacks.TerminateOnNaN):
         if self.diverged is None:
             self.diverged = (epoch, key, float(value))
         return True
-
-
-def read_history(path: Path) -> dict[str, list[float]]:
-    """Per-epoch values by log key from CSVLogger's file; an epoch redone after resume counts once.
-
-    A kill between the CSV line and the backup of an epoch makes --resume redo that epoch, so the
-    last line of each epoch wins; a line cut short by the kill is skipped.
-    """
-    by_epoch = {}
-    with open(path, newline="") as stream:
-        for row in csv.DictReader(stream):
-            if None in row or None in row.values() or "" in row.values():  # a cut line
-                continue
-            by_epoch[int(row.pop("epoch"))] = row
-    history: dict[str, list[float]] = {}
-    for epoch in sorted(by_epoch):
-        for key, value in by_epoch[epoch].items():
-            history.setdefault(key, []).append(_to_float(value))
-    return history
-
-
-def _to_float(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:  # CSVLogger's "NA" for a key missing that epoch
-        return math.nan
-
-
-def write_history(path: Path, history: dict[str, list[float]]) -> None:
-    """Writes per-epoch values as CSVLogger does: an epoch column (0-based), then sorted keys."""
-    keys = sorted(history)
-    with open(path, "w", newline="") as stream:
-        writer = csv.writer(stream)
-        writer.writerow(["epoch", *keys])
-        for epoch, values in enumerate(zip(*(history[key] for key in keys), strict=True)):
-            writer.writerow([epoch, *values])

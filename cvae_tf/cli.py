@@ -6,6 +6,8 @@ from pathlib import Path
 
 from absl import app, flags
 
+from cvae_tf.flag_fields import option
+
 
 class UserInputError(ValueError):
     """A mistake in the user's input (file, flag or value): one line, exit code 2, no traceback."""
@@ -49,14 +51,14 @@ def run(main: Callable[[list[str]], None]) -> None:
     app.run(guarded_main, flags_parser=_parse_flags)
 
 
-def define_overwrite_flag(flag_values: flags.FlagValues = flags.FLAGS) -> None:
-    """The --overwrite flag of every command that writes an output file."""
-    flags.DEFINE_boolean(
-        "overwrite",
-        False,
-        "Replace an existing output file. Default: False.",
-        flag_values=flag_values,
-    )
+def overwrite_option():
+    """The `overwrite` setting (--overwrite flag) of every command that writes an output file."""
+    return option(False, "Replace an existing output file.")
+
+
+def output_option(help: str):
+    """A required `output` path setting (--output flag); `help` says what the file holds."""
+    return option(None, help, show_default=False)
 
 
 def check_output_path(

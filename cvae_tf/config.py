@@ -12,7 +12,7 @@ from absl import flags
 
 from cvae_tf import csv_files, distribution, flag_fields, frames, model, preprocessing, sampling
 from cvae_tf.cli import UserInputError
-from cvae_tf.data import MOMENTUM_COLUMNS, POSITION_COLUMNS
+from cvae_tf.event_files import check_column_names, momentum_columns_option, position_columns_option
 from cvae_tf.flag_fields import option
 
 CENTERS = ("none", "com")
@@ -62,14 +62,8 @@ class DataConfig:
         "Streamed data only: events in the buffer the training part is shuffled through each "
         "epoch (in-memory data are shuffled whole).",
     )
-    position_columns: tuple[str, ...] = option(
-        POSITION_COLUMNS,
-        "Nine position columns (bohr) in the order C x,y,z, O x,y,z, S x,y,z.",
-    )
-    momentum_columns: tuple[str, ...] = option(
-        MOMENTUM_COLUMNS,
-        "Nine momentum columns (a.u.) in the order C x,y,z, O x,y,z, S x,y,z.",
-    )
+    position_columns: tuple[str, ...] = position_columns_option()
+    momentum_columns: tuple[str, ...] = momentum_columns_option()
     train_fraction: float = option(
         0.70,
         "Fraction of events for training, in (0, 1).",
@@ -261,12 +255,7 @@ class EvaluationConfig:
         "match the predictive variance (saved in the model; --norecalibrate keeps the learned "
         "spread).",
     )
-    select: str = option(
-        "none",
-        "Point prediction from the K samples: none = their mean; energy = the sample whose "
-        "potential energy best matches the measured kinetic energy.",
-        choices=sampling.SELECTIONS,
-    )
+    select: str = option("none", sampling.SELECT_HELP, choices=sampling.SELECTIONS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -450,22 +439,6 @@ def _checked_data(part: DataConfig) -> DataConfig:
     check_column_names(part.position_columns, part.momentum_columns)
     files = csv_files.data_files(part.data) if part.data else ()
     return dataclasses.replace(part, files=files)
-
-
-def check_column_names(position_columns, momentum_columns) -> None:
-    """Errors unless both lists name 9 distinct columns each, and no column is in both."""
-    for name, columns in (
-        ("position_columns", position_columns),
-        ("momentum_columns", momentum_columns),
-    ):
-        if len(columns) != 9 or len(set(columns)) != 9 or not all(columns):
-            raise UserInputError(
-                f"--{name} has {len(columns)} names {list(columns)}; expected 9 distinct names "
-                "in the order C x,y,z, O x,y,z, S x,y,z"
-            )
-    shared = sorted(set(position_columns) & set(momentum_columns))
-    if shared:
-        raise UserInputError(f"--position_columns and --momentum_columns share {shared}")
 
 
 def _is_usable_activation(name: str) -> bool:

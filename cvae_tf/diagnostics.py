@@ -7,6 +7,8 @@ import numpy as np
 
 from cvae_tf import alignment, data, physics, simulator
 from cvae_tf.cli import UserInputError
+from cvae_tf.event_files import EventFileConfig
+from cvae_tf.flag_fields import option
 
 # The model's target accuracy in bohr: a centre-of-mass spread above it cannot be learned.
 TARGET_ACCURACY = 0.01
@@ -100,6 +102,27 @@ class DataVerdict:
         if self.recommended_flags:
             lines.append(f"Recommended flags: {' '.join(self.recommended_flags)}")
         return "\n".join(lines)
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckDataConfig:
+    """The events to check, and the random sample of them that is checked."""
+
+    events: EventFileConfig
+    sample_size: int = option(2000, "Events checked, drawn at random (each one simulated).")
+    seed: int = option(0, "Seed of the random sample.")
+
+    def __post_init__(self) -> None:
+        for name, minimum in (("sample_size", 1), ("seed", 0)):
+            if getattr(self, name) < minimum:
+                raise UserInputError(
+                    f"--{name}={getattr(self, name)}; expected an integer ≥ {minimum}"
+                )
+
+
+def check_file(config: CheckDataConfig) -> DataVerdict:
+    """The verdict on a random sample of the events in one CSV file."""
+    return check_events(config.events.load(), config.sample_size, config.seed)
 
 
 def check_events(events: data.Events, sample_size: int = 2000, seed: int = 0) -> DataVerdict:

@@ -76,6 +76,11 @@ def values_from_flags(config_type, flag_values: flags.FlagValues) -> dict:
     return values
 
 
+def from_flags(config_type, flag_values: flags.FlagValues):
+    """A `config_type` built (and so validated) from the parsed flags of its settings."""
+    return from_dict(config_type, values_from_flags(config_type, flag_values))
+
+
 def from_dict(config_type, values: dict):
     """A `config_type` built from flat {flag name: value}; settings not named keep defaults."""
     unknown = set(values) - set(flag_names(config_type))

@@ -78,15 +78,3 @@ def bend_angle(positions: np.ndarray) -> np.ndarray:
         np.linalg.norm(to_oxygen, axis=-1) * np.linalg.norm(to_sulfur, axis=-1)
     )
     return np.degrees(np.arccos(np.clip(cosine, -1.0, 1.0)))
-
-
-def coulomb_forces(positions: np.ndarray, charges: np.ndarray = CHARGES) -> np.ndarray:
-    """Coulomb force on each atom, F_i = Σ_{j≠i} q_i q_j (r_i − r_j)/|r_i − r_j|³ (hartree/bohr)."""
-    forces = np.zeros_like(positions)
-    for i, j in PAIRS:
-        separation = positions[..., i, :] - positions[..., j, :]
-        distance = np.linalg.norm(separation, axis=-1, keepdims=True)
-        pair_force = charges[i] * charges[j] * separation / distance**3
-        forces[..., i, :] += pair_force
-        forces[..., j, :] -= pair_force
-    return forces

@@ -5,10 +5,20 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from cvae_tf import physics
+from cvae_tf import calibration, physics
 
 SELECTIONS = ("none", "energy")
+SELECT_HELP = (
+    "Point prediction from the K samples: none = their mean; energy = the sample whose "
+    "potential energy best matches the measured kinetic energy."
+)
 CHUNK_EVENTS = 8192
+
+
+def chunk_rows(num_events: int) -> Iterator[slice]:
+    """The rows of each chunk of at most CHUNK_EVENTS events, in order: memory holds K of them."""
+    for start in range(0, num_events, CHUNK_EVENTS):
+        yield slice(start, start + CHUNK_EVENTS)
 
 
 def posterior_samples(
@@ -23,8 +33,8 @@ def posterior_samples(
       num_samples: K ≥ 1 draws per event.
     """
     chunks = []
-    for start in range(0, len(momenta_table), CHUNK_EVENTS):
-        chunk = np.asarray(momenta_table[start : start + CHUNK_EVENTS], dtype=np.float32)
+    for rows in chunk_rows(len(momenta_table)):
+        chunk = np.asarray(momenta_table[rows], dtype=np.float32)
         # One call per chunk: the chunk repeated K times, a fresh latent vector for every row.
         predicted = np.asarray(sample_once(np.tile(chunk, (num_samples, 1))))
         chunks.append(predicted.reshape(num_samples, len(chunk), -1))
@@ -124,11 +134,39 @@ def predictive_chunks(
     max(K, 2) samples of it [draws, rows, 9], for the CRPS and the energy selection. Memory
     holds K draws of one chunk.
     """
-    for start in range(0, len(momenta_table), CHUNK_EVENTS):
-        rows = slice(start, start + CHUNK_EVENTS)
+    for rows in chunk_rows(len(momenta_table)):
         means, variances = posterior_moments(moments_once, momenta_table[rows], num_samples)
         mean, std = mixture_summary(means, variances)
         yield rows, mean, std, draw_samples(means, variances, rng, max(num_samples, 2))
+
+
+def predictive_summary(
+    moments_once: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+    momenta_table: np.ndarray,
+    num_samples: int,
+    rng: np.random.Generator,
+    *,
+    select_energy: bool = True,
+    truth_table: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """Per event [events, 9] the predictive mixture's "mean" and "std" (bohr), a chunk at a time.
+
+    Also "energy", the energy-selected draw (select_by_energy), if `select_energy`; and "crps",
+    each coordinate's CRPS (bohr) against the true positions `truth_table` [events, 9], if given.
+    """
+    summaries = {"mean": [], "std": []}
+    if select_energy:
+        summaries["energy"] = []
+    if truth_table is not None:
+        summaries["crps"] = []
+    for rows, mean, std, draws in predictive_chunks(moments_once, momenta_table, num_samples, rng):
+        summaries["mean"].append(mean)
+        summaries["std"].append(std)
+        if select_energy:
+            summaries["energy"].append(select_by_energy(draws, momenta_table[rows]))
+        if truth_table is not None:
+            summaries["crps"].append(calibration.crps_from_samples(draws, truth_table[rows]))
+    return {name: np.concatenate(values) for name, values in summaries.items()}
 
 
 def select_by_energy(samples: np.ndarray, momenta_table: np.ndarray) -> np.ndarray:

@@ -1,21 +1,13 @@
 """The forward model: OCS geometries drawn from a prior, exploded into asymptotic momenta."""
 
-import collections
-import concurrent.futures
-import contextlib
 import dataclasses
 import math
-import multiprocessing
-import os
-import signal
-import sys
-import time
-from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from cvae_tf import physics
+from cvae_tf import chunk_pool, physics
 from cvae_tf.cli import UserInputError
+from cvae_tf.flag_fields import option
 
 ORIENTATIONS = ("random", "fixed")
 
@@ -24,9 +16,6 @@ ORIENTATIONS = ("random", "fixed")
 # seed gives (so would data.py's cached default set). A multiple of _BLOCK_EVENTS, so that no chunk
 # ends in a small block that costs as much as a full one.
 CHUNK_EVENTS = 65_536
-# Chunks submitted per worker process and not yet consumed: one running and one queued keeps every
-# worker busy while results are taken in order, and bounds memory (a chunk as CSV text is ~17 MB).
-_CHUNKS_PER_WORKER = 2
 # Events integrated together: the integrator's ~40 doubles per event (2.6 MB) then stay in cache,
 # while numpy's per-call overhead is spread over enough events (measured best of 2k–32k).
 _BLOCK_EVENTS = 8192
@@ -87,26 +76,33 @@ _STEP_EXPONENT = 2.0  # γ
 def _check_orientation(orientation: str) -> None:
     """Raises UserInputError unless orientation is one of ORIENTATIONS."""
     if orientation not in ORIENTATIONS:
-        raise UserInputError(f"orientation={orientation!r}; expected one of {ORIENTATIONS}")
+        raise UserInputError(f"--orientation={orientation!r}; expected one of {ORIENTATIONS}")
 
 
 def _check_number(name: str, value: float, unit: str, accepted: str, is_valid) -> None:
-    """Raises UserInputError naming the value unless it is a finite real number that is_valid."""
+    """Raises UserInputError naming the flag and value unless it is a finite real that is_valid."""
     is_real = isinstance(value, int | float | np.floating | np.integer)
     if not is_real or isinstance(value, bool) or not math.isfinite(value) or not is_valid(value):
-        raise UserInputError(f"{name}={value!r}; expected {accepted} {unit}")
+        raise UserInputError(f"--{name}={value!r}; expected {accepted} {unit}")
+
+
+def _length_option(what: str, picometres: float):
+    """A length setting in bohr whose help gives its default in bohr and in picometres."""
+    bohr = picometres * physics.BOHR_PER_PICOMETRE
+    shown = f"{bohr:.6g} ({bohr / physics.BOHR_PER_PICOMETRE:.4g} pm)"
+    return option(bohr, f"{what}, bohr. Default: {shown}.", show_default=False)
 
 
 @dataclasses.dataclass(frozen=True)
 class GeometryPrior:
     """Gaussian prior of the OCS geometry: bond lengths in bohr, the O–C–S angle in degrees."""
 
-    co_bond_mean: float = 114.0 * physics.BOHR_PER_PICOMETRE
-    co_bond_spread: float = 12.4 * physics.BOHR_PER_PICOMETRE
-    cs_bond_mean: float = 163.0 * physics.BOHR_PER_PICOMETRE
-    cs_bond_spread: float = 12.4 * physics.BOHR_PER_PICOMETRE
-    angle_mean: float = 174.4
-    angle_spread: float = 3.4
+    co_bond_mean: float = _length_option("Mean C–O bond length", 114.0)
+    co_bond_spread: float = _length_option("Standard deviation of the C–O bond length", 12.4)
+    cs_bond_mean: float = _length_option("Mean C–S bond length", 163.0)
+    cs_bond_spread: float = _length_option("Standard deviation of the C–S bond length", 12.4)
+    angle_mean: float = option(174.4, "Mean O–C–S angle, degrees (180 = linear).")
+    angle_spread: float = option(3.4, "Standard deviation of the O–C–S angle, degrees.")
 
     def __post_init__(self) -> None:
         for name in ("co_bond_mean", "cs_bond_mean"):
@@ -124,23 +120,46 @@ class GeometryPrior:
 
 @dataclasses.dataclass(frozen=True)
 class SimulationConfig:
-    """What simulate_events draws: events, seed, geometry prior, orientation, momentum spreads."""
+    """What simulate_events draws: events, seed, geometry prior, orientation, momentum spreads.
 
-    num_events: int
-    seed: int = 0
+    Every setting is also a flag of the simulate command (flag_fields), the prior's included.
+    """
+
+    num_events: int = option(50_000, "Number of events to simulate.")
+    seed: int = option(0, "Seed of every random draw; same flags, same file.")
     prior: GeometryPrior = GeometryPrior()
-    orientation: str = "random"  # "random": uniform over SO(3); "fixed": the xy-plane body frame
-    zero_point_momentum_spread: float = 0.0  # a.u., per atom and component, before the explosion
-    detector_momentum_noise: float = 0.0  # a.u., Gaussian, added to each final momentum component
-    # Relative resolution: Gaussian noise of this fraction of each ion's |p| per component.
-    detector_momentum_resolution: float = 0.0
+    orientation: str = option(
+        "random",
+        "random: each molecule rotated uniformly over SO(3); fixed: all in the xy-plane with O "
+        "on +x from C. Default: random.",
+        choices=ORIENTATIONS,
+        show_default=False,
+    )
+    zero_point_momentum_spread: float = option(
+        0.0,
+        "Standard deviation of each ion's initial momentum per component, a.u. (total momentum "
+        "removed). Default: 0 (ions start at rest).",
+        show_default=False,
+    )
+    detector_momentum_noise: float = option(
+        0.0,
+        "Standard deviation of the Gaussian noise added to each final momentum component, a.u. "
+        "Default: 0.",
+        show_default=False,
+    )
+    detector_momentum_resolution: float = option(
+        0.0,
+        "Relative detector resolution: Gaussian noise of this fraction of each ion's momentum "
+        "magnitude added to each of its components (0.01 = 1 %), in [0, 1). Default: 0.",
+        show_default=False,
+    )
 
     def __post_init__(self) -> None:
         for name, minimum in (("num_events", 1), ("seed", 0)):
             value = getattr(self, name)
             is_integer = isinstance(value, int | np.integer) and not isinstance(value, bool)
             if not is_integer or value < minimum:
-                raise UserInputError(f"{name}={value!r}; expected an integer ≥ {minimum}")
+                raise UserInputError(f"--{name}={value!r}; expected an integer ≥ {minimum}")
         _check_orientation(self.orientation)
         for name in ("zero_point_momentum_spread", "detector_momentum_noise"):
             _check_number(name, getattr(self, name), "a.u.", "a spread ≥ 0", lambda v: v >= 0)
@@ -365,9 +384,9 @@ def simulate_events(
     """Positions (bohr) and final momenta (a.u.), each (events, C/O/S, xyz), drawn from config.
 
     The same config gives bit-identical arrays, whatever the number of `workers` processes that
-    simulate its chunks (as in map_chunks; 1: this process alone).
+    simulate its chunks (as in chunk_pool.map_chunks; 1: this process alone).
     """
-    chunks = list(map_chunks(simulate_chunk, config, workers, progress))
+    chunks = list(chunk_pool.map_chunks(simulate_chunk, config, CHUNK_EVENTS, workers, progress))
     return tuple(np.concatenate(parts) for parts in zip(*chunks, strict=True))
 
 
@@ -400,111 +419,3 @@ def simulate_chunk(
         spread = config.detector_momentum_resolution * magnitudes
         momenta += spread * rng.standard_normal((size, 3, 3))
     return positions, momenta
-
-
-def worker_count(workers: int) -> int:
-    """How many worker processes `workers` means: itself if ≥ 1, every core available if 0."""
-    available = len(os.sched_getaffinity(0))
-    is_integer = isinstance(workers, int | np.integer) and not isinstance(workers, bool)
-    if not is_integer or workers < 0:
-        raise UserInputError(
-            f"workers={workers!r}; expected an integer ≥ 1, or 0 for every available core "
-            f"({available} here)"
-        )
-    return int(workers) or available
-
-
-def map_chunks(
-    function: Callable[[SimulationConfig, int, int], object],
-    config: SimulationConfig,
-    workers: int = 1,
-    progress: bool = False,
-) -> Iterator:
-    """function(config, index, CHUNK_EVENTS) for every chunk index of config, in order.
-
-    With workers > 1 (0: every core) the chunks are computed by that many spawned processes, so
-    `function` must be importable by name (a module-level function) and a calling script needs
-    the `if __name__ == "__main__":` guard. The results do not depend on `workers`. At most
-    _CHUNKS_PER_WORKER results per worker are pending at once, so memory stays bounded for any
-    number of events. Close the iterator if you stop early (contextlib.closing).
-    """
-    chunk_events = CHUNK_EVENTS  # passed on: a spawned worker would read its module's own value
-    num_chunks = -(-config.num_events // chunk_events)
-    workers = min(worker_count(workers), num_chunks)
-    if workers == 1:
-        results = (function(config, index, chunk_events) for index in range(num_chunks))
-    else:
-        results = _in_processes(function, config, chunk_events, num_chunks, workers)
-    started = time.perf_counter()
-    done = 0
-    try:
-        with contextlib.closing(results):
-            for result in results:
-                done = min(done + chunk_events, config.num_events)
-                if progress:
-                    _show_progress(done, config.num_events, time.perf_counter() - started)
-                yield result
-    finally:
-        if progress and 0 < done < config.num_events:
-            sys.stderr.write("\n")  # ends the bar's line before whatever stopped it is reported
-
-
-def _in_processes(
-    function: Callable[[SimulationConfig, int, int], object],
-    config: SimulationConfig,
-    chunk_events: int,
-    num_chunks: int,
-    workers: int,
-) -> Iterator:
-    """map_chunks' results computed by `workers` spawned processes, yielded in chunk order."""
-    # Executor.map and Pool.imap take every chunk up front and keep each result until it is
-    # consumed, so memory would grow with the events whenever writing lags; hence a bounded window
-    # of futures. The executor, unlike Pool, raises BrokenProcessPool if a worker is killed (say
-    # by the OOM killer) instead of waiting forever. Spawned, not forked: a caller may have
-    # started threads (TensorFlow does), and forking a threaded process can deadlock the child.
-    executor = concurrent.futures.ProcessPoolExecutor(
-        workers, mp_context=multiprocessing.get_context("spawn"), initializer=_ignore_interrupts
-    )
-    finished = False
-    try:
-        window = workers * _CHUNKS_PER_WORKER
-        # The first submissions start the workers. Ctrl-C is blocked meanwhile, a mask they
-        # inherit, so one pressed while they import stays pending rather than print tracebacks
-        # from them; here it is delivered once unblocked, stopping the run as usual.
-        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-        try:
-            pending = collections.deque(
-                executor.submit(function, config, index, chunk_events)
-                for index in range(min(window, num_chunks))
-            )
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-        for index in range(num_chunks):
-            result = pending.popleft().result()
-            if index + window < num_chunks:
-                pending.append(executor.submit(function, config, index + window, chunk_events))
-            yield result
-        finished = True
-    finally:
-        if not finished:
-            # Ctrl-C or a failed write: stop the chunks being computed too rather than wait
-            # seconds for them. Python 3.14 has Executor.terminate_workers; 3.11 only this table.
-            for process in list(executor._processes.values()):
-                process.terminate()
-        executor.shutdown(wait=True, cancel_futures=True)
-
-
-def _ignore_interrupts() -> None:
-    """Worker start-up: a terminal's Ctrl-C reaches every process, but the parent handles it."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # also drops one left pending from start-up
-
-
-def _show_progress(done: int, total: int, elapsed: float) -> None:
-    """One self-overwriting line on stderr: events done, percentage, elapsed and remaining time."""
-    bar = "#" * (20 * done // total)
-    line = f"\rsimulating [{bar:<20}] {done}/{total} events ({100 * done // total}%)"
-    line += f", {elapsed:.1f} s"
-    if done < total:
-        line += f", ~{elapsed * (total - done) / done:.0f} s left"
-    sys.stderr.write(line + ("\n" if done == total else ""))
-    sys.stderr.flush()

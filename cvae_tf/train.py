@@ -2,7 +2,7 @@
 
 from absl import flags
 
-from cvae_tf import callbacks, cli, config, training
+from cvae_tf import cli, config, plots, training
 
 
 def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
@@ -20,7 +20,7 @@ def execute(flag_values: flags.FlagValues) -> None:
     print(result.report)
     print(f"\nRun saved in {result.run_dir}/")
     print(f"  SavedModel:      {result.run_dir / 'saved_model'}")
-    for name in (callbacks.FIRST_CURVE_FILE, callbacks.REMAINING_CURVE_FILE):
+    for name in (plots.FIRST_CURVE_FILE, plots.REMAINING_CURVE_FILE):
         print(f"  learning curve:  {result.run_dir / name}")
     print(f"  calibration:     {result.run_dir / training.CALIBRATION_FILE}")
     print(

@@ -11,25 +11,21 @@ import numpy as np
 import tensorflow as tf
 
 from cvae_tf import (
-    calibration,
     callbacks,
-    data,
     distribution,
+    epoch_history,
+    evaluation,
     export,
     input_pipeline,
-    metrics,
     model,
-    physics,
+    plots,
     preprocessing,
     recalibration,
-    report,
     run_folder,
-    sampling,
 )
 from cvae_tf.cli import UserInputError
 from cvae_tf.config import TrainConfig
 
-PREDICT_BATCH_SIZE = 65_536
 CALIBRATION_SAMPLES = 32  # latent draws per validation event when the spread is recalibrated
 HISTORY_FILE = "history.csv"
 CALIBRATION_FILE = "calibration_curve.png"
@@ -146,8 +142,8 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> RunResult:
                 if watch.first_epoch:
                     state["resumed_at_epochs"].append(watch.first_epoch + 1)
                 # Rewritten once, without the epochs a resume redid.
-                history = callbacks.read_history(work_dir / HISTORY_FILE)
-                callbacks.write_history(work_dir / HISTORY_FILE, history)
+                history = epoch_history.read_history(work_dir / HISTORY_FILE)
+                epoch_history.write_history(work_dir / HISTORY_FILE, history)
                 optimizer_state = {
                     "optimizer_steps": int(cvae.optimizer.iterations.numpy()),
                     "final_learning_rate": float(
@@ -163,7 +159,9 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> RunResult:
                     recalibration.fit_spread_scale(
                         cvae, run_data.validation_batches(), CALIBRATION_SAMPLES
                     )
-                test_metrics, text = evaluate(cvae, run_data.test, run_data.mean_geometry, config)
+                test_metrics, text = evaluation.evaluate(
+                    cvae, run_data.test, run_data.mean_geometry, config
+                )
                 test_metrics["data"] = ",".join(str(path) for path in run_data.files)
                 test_metrics["data_streamed"] = run_data.streamed
                 test_metrics.update(
@@ -278,99 +276,9 @@ def _progress_verbosity(verbose: int | str) -> int:
     return 1 if sys.stdout.isatty() else 2
 
 
-def evaluate(
-    cvae: model.CVAE, test: data.Events, mean_geometry: np.ndarray, config: TrainConfig
-) -> tuple[dict, str]:
-    """Test-part metrics in original units and the printed report with sample events.
-
-    Args:
-      cvae: the trained model.
-      test: the test events, positions (bohr) and momenta (a.u.), (events, 3, 3).
-      mean_geometry: the training part's mean positions (3, 3), bohr: the baseline to beat.
-      config: the run's configuration (its evaluation part, seed, center and jit_compile).
-    """
-    evaluation, true_positions = config.evaluation, test.positions
-    samples = _sample_summaries(cvae, test, evaluation.num_samples, config)
-    predicted = data.to_events_array(samples["energy" if evaluation.select == "energy" else "mean"])
-    results = metrics.evaluate_positions(true_positions, predicted, test.momenta)
-    results["num_samples"] = evaluation.num_samples
-    truth_table, mean, std = data.to_table(true_positions), samples["mean"], samples["std"]
-    results.update(calibration.interval_coverage(truth_table, mean, std))
-    results.update(calibration.coverage_by_spread(truth_table, mean, std))
-    crps = samples["crps"].mean(axis=0)
-    results["crps_bohr"] = float(crps.mean())
-    results.update(
-        {f"crps_{name}_bohr": float(value) for name, value in zip(COORDINATES, crps, strict=True)}
-    )
-    nominal, observed = calibration.calibration_curve(truth_table, mean, std)
-    results["calibration_curve"] = {"nominal": nominal.tolist(), "observed": observed.tolist()}
-    if evaluation.num_samples > 1:
-        results.update(_selection_comparison(samples, test))
-    # The bar to clear: always predicting the training part's mean geometry.
-    results["baseline_training_mean_per_atom_error_bohr"] = float(
-        metrics.per_atom_error(
-            true_positions, np.broadcast_to(mean_geometry, true_positions.shape)
-        ).mean()
-    )
-    shown = report.sample_event_indices(len(test), evaluation.num_display_samples, config.seed)
-    frame_note = (
-        "Positions are centre-of-mass relative (--center=com)."
-        if config.data.center == "com"
-        else "Positions in the data's own origin (--center=none)."
-    )
-    text = "\n\n".join(
-        [
-            report.format_report(results) + "\n" + frame_note,
-            report.format_sample_table(true_positions, predicted, shown),
-        ]
-    )
-    return results, text
-
-
-COORDINATES = [f"{atom}{axis}" for atom in physics.ATOMS for axis in physics.AXES]
-
-
-def _sample_summaries(
-    cvae: model.CVAE, test: data.Events, num_samples: int, config: TrainConfig
-) -> dict:
-    """Per test event the predictive mean, spread, CRPS and energy-selected sample, [events, 9].
-
-    K latent draws per event each give the decoder's mean and variance; the predictive
-    distribution is their mixture (sampling.predictive_chunks), sampled a chunk at a time.
-    """
-    moments_once = sampling.compiled_moments(
-        cvae, PREDICT_BATCH_SIZE, config.optimization.jit_compile
-    )
-    momenta_table, truth_table = data.to_table(test.momenta), data.to_table(test.positions)
-    summaries = {"mean": [], "std": [], "energy": [], "crps": []}
-    for rows, mean, std, draws in sampling.predictive_chunks(
-        moments_once, momenta_table, num_samples, np.random.default_rng(config.seed)
-    ):
-        summaries["mean"].append(mean)
-        summaries["std"].append(std)
-        summaries["energy"].append(sampling.select_by_energy(draws, momenta_table[rows]))
-        summaries["crps"].append(calibration.crps_from_samples(draws, truth_table[rows]))
-    return {name: np.concatenate(values) for name, values in summaries.items()}
-
-
-def _selection_comparison(samples: dict, test: data.Events) -> dict[str, float]:
-    """Per-atom error and EnergyDiff₁ median of both point predictions, side by side."""
-    comparison = {}
-    kinetic = physics.kinetic_energy(test.momenta)
-    for key, name in (("mean", "sample_mean"), ("energy", "energy_selected")):
-        predicted = data.to_events_array(samples[key])
-        comparison[f"{name}_per_atom_error_bohr"] = float(
-            metrics.per_atom_error(test.positions, predicted).mean()
-        )
-        comparison[f"{name}_energy_diff_1_median"] = float(
-            np.median(physics.energy_diff_1(kinetic, physics.potential_energy(predicted)))
-        )
-    return comparison
-
-
 def _save_run(cvae, config, split, history, test_metrics, work_dir: Path) -> None:
     curve = test_metrics["calibration_curve"]
-    calibration.plot_calibration_curve(
+    plots.plot_calibration_curve(
         np.asarray(curve["nominal"]), np.asarray(curve["observed"]), work_dir / CALIBRATION_FILE
     )
     cvae.save(work_dir / "model.keras")

@@ -14,10 +14,7 @@ from cvae_tf.calibration import (
     crps_from_samples,
     gaussian_crps,
     interval_coverage,
-    plot_calibration_curve,
 )
-
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def gaussian_case(events: int, columns: int, seed: int) -> tuple[np.ndarray, ...]:
@@ -209,23 +206,6 @@ def test_calibration_curve_refuses_levels_outside_the_open_unit_interval(level):
     truth, mean, spread = gaussian_case(events=10, columns=2, seed=9)
     with pytest.raises(ValueError, match=re.escape(repr(level))):
         calibration_curve(truth, mean, spread, levels=[0.5, level])
-
-
-def test_plot_calibration_curve_writes_a_png(tmp_path):
-    truth, mean, spread = gaussian_case(events=1000, columns=9, seed=10)
-    nominal, observed = calibration_curve(truth, mean, spread)
-    path = tmp_path / "calibration.png"
-
-    plot_calibration_curve(nominal, observed, path)
-
-    content = path.read_bytes()
-    assert content.startswith(PNG_SIGNATURE)
-    assert len(content) > 1000
-
-
-def test_plot_calibration_curve_refuses_mismatched_curves():
-    with pytest.raises(ValueError, match=re.escape("(3,) and (2,)")):
-        plot_calibration_curve(np.zeros(3), np.zeros(2), "unused.png")
 
 
 # --- CRPS ------------------------------------------------------------------------------------

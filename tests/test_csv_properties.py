@@ -63,12 +63,17 @@ any_cell = st.text(alphabet=st.characters(exclude_categories=("Cs",)), max_size=
 )
 
 
+def three_rows_with(cell: str, row: int, column: str) -> str:
+    """CSV text of three valid events with `cell` in place of one value."""
+    lines = [[str(1.5 + i) for i in range(18)] for _ in range(3)]
+    lines[row][COLUMNS.index(column)] = cell
+    return "\n".join([",".join(COLUMNS)] + [",".join(line) for line in lines]) + "\n"
+
+
 @FEW
 @given(cell=any_cell, row=st.integers(0, 2), column=st.sampled_from(COLUMNS))
 def test_any_cell_gives_finite_numbers_or_a_one_line_user_error(cell, row, column):
-    lines = [[str(1.5 + i) for i in range(18)] for _ in range(3)]
-    lines[row][COLUMNS.index(column)] = cell
-    text = "\n".join([",".join(COLUMNS)] + [",".join(line) for line in lines]) + "\n"
+    text = three_rows_with(cell, row, column)
     try:
         events = csv_files.load_events(scratch_file(text))
     except UserInputError as error:
@@ -93,9 +98,7 @@ plain_junk = st.text(
 @FEW
 @given(cell=plain_junk, row=st.integers(0, 2), column=st.sampled_from(COLUMNS))
 def test_junk_cells_are_always_refused(cell, row, column):
-    lines = [[str(1.5 + i) for i in range(18)] for _ in range(3)]
-    lines[row][COLUMNS.index(column)] = cell
-    text = "\n".join([",".join(COLUMNS)] + [",".join(line) for line in lines]) + "\n"
+    text = three_rows_with(cell, row, column)
     with pytest.raises(UserInputError):
         csv_files.load_events(scratch_file(text))
 

@@ -56,11 +56,3 @@ def test_bend_angle_and_center_of_mass():
     com = physics.center_of_mass(right_angle)
     total = sum(physics.MASSES)
     np.testing.assert_allclose(com, [physics.MASSES[1] / total, 2 * physics.MASSES[2] / total, 0])
-
-
-def test_coulomb_forces_of_two_charges_and_newtons_third_law():
-    positions = linear_ocs()
-    forces = physics.coulomb_forces(positions)
-    np.testing.assert_allclose(forces.sum(axis=0), 0.0, atol=1e-12)
-    # On S (+x): pushed by C at 2.948 and O at 5.136 bohr, each q·q = 4.
-    assert forces[2, 0] == pytest.approx(4 / 2.948**2 + 4 / 5.136**2)

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cvae_tf import csv_files, model, predict, run_folder, simulator, training
+from cvae_tf import csv_files, model, prediction, run_folder, simulator, training
 from cvae_tf.cli import UserInputError
 from tests.commands import call
 from tests.conftest import QUICK, REPO, quick_config
@@ -86,7 +86,10 @@ def test_predictions_are_repeatable(twin_runs, events_csv, tmp_path):
     first, _, _ = twin_runs
     outputs = [tmp_path / "a.csv", tmp_path / "b.csv"]
     for output in outputs:
-        predict.predict_file(first, events_csv, output, num_samples=5)
+        config = prediction.PredictConfig(
+            model_dir=str(first), input=str(events_csv), output=str(output), num_samples=5
+        )
+        prediction.predict_file(config)
     assert outputs[0].read_bytes() == outputs[1].read_bytes()
     spread = pd.read_csv(outputs[0])["cx_std"]
     assert (spread > 0).all()  # the samples do differ from each other, just reproducibly

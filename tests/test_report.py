@@ -9,13 +9,7 @@ from cvae_tf.report import (
     format_sample_table,
     sample_event_indices,
 )
-
-TABLE_2_REAL = np.array(
-    [[1.2801, 1.8885, -0.0644], [-0.6929, 3.0627, 2.22e-16], [4.1056, 8.48e-16, 3.14e-16]]
-)
-TABLE_2_PREDICTED = np.array(
-    [[1.3000, 1.9000, -0.0600], [-0.7000, 3.0500, 1.00e-16], [4.0900, 9.00e-16, 3.50e-16]]
-)
+from tests.expected import TABLE_2_PREDICTED, TABLE_2_REAL
 
 
 def _table_for_table_2() -> str:

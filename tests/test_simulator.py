@@ -1,8 +1,6 @@
 """The forward model: accuracy against physics and an independent integrator, sampling, seeds."""
 
 import math
-import os
-import re
 
 import numpy as np
 import pytest
@@ -232,13 +230,6 @@ def test_detector_noise_is_added_after_the_explosion():
     assert noise.std() == pytest.approx(2.0, rel=0.05)
 
 
-def test_progress_bar_goes_to_stderr(capsys):
-    simulator.simulate_events(simulator.SimulationConfig(num_events=10), progress=True)
-    captured = capsys.readouterr()
-    assert captured.out == ""
-    assert "10/10 events (100%)" in captured.err
-
-
 @pytest.mark.parametrize(
     "make, name",
     [
@@ -305,18 +296,6 @@ def test_the_events_do_not_depend_on_the_number_of_worker_processes(monkeypatch)
     shared = simulator.simulate_events(config, workers=2)
     for one, two in zip(alone, shared, strict=True):
         np.testing.assert_array_equal(one, two)
-
-
-def test_worker_count_zero_means_every_core_this_process_may_use():
-    assert simulator.worker_count(0) == len(os.sched_getaffinity(0))
-    assert simulator.worker_count(3) == 3
-
-
-@pytest.mark.parametrize("workers", [-1, 1.5, True, "2"])
-def test_bad_worker_counts_are_user_errors_naming_the_value(workers):
-    expected = re.escape(f"workers={workers!r}; expected an integer ≥ 1, or 0 for every")
-    with pytest.raises(UserInputError, match=expected):
-        simulator.worker_count(workers)
 
 
 def test_relative_detector_resolution_is_that_fraction_of_each_momentum():
