@@ -27,6 +27,16 @@ QUICK = dict(
 )
 
 
+def wait_or_fail(process: subprocess.Popen, name: str, timeout_s: float) -> None:
+    """Waits for `process`; one that outlives `timeout_s` is killed and fails the test."""
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        pytest.fail(f"{name} did not finish within {timeout_s} s")
+
+
 def free_ports(count: int) -> list[int]:
     """`count` TCP ports on 127.0.0.1 that were free a moment ago (for local worker clusters)."""
     sockets = [socket.socket() for _ in range(count)]

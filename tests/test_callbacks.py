@@ -46,40 +46,29 @@ def _weights_epoch(model: keras.Model) -> float:
     return float(values[0])
 
 
-def test_half_percent_improvement_does_not_count_with_one_percent_factor():
+@pytest.mark.parametrize(
+    "patience, losses, epochs_run, best_epoch",
+    [
+        # 0.995 is 0.5 % below 1.0 (< 1 %): no improvement, so patience 1 ends it at epoch index 1.
+        (1, [1.0, 0.995, 0.99, 0.98], 2, 0),
+        # 0.98 is 2 % below 1.0: improves. 0.975 is only ~0.5 % below 0.98: does not.
+        (1, [1.0, 0.98, 0.975, 0.5], 3, 1),
+        # Improvements at epochs 1 and 4; then 5, 6, 7 do not improve on 0.8 by 1 %: stop at 7.
+        (3, [1.0, 0.9, 0.95, 0.899, 0.8, 0.81, 0.795, 0.9, 0.1], 8, 4),
+    ],
+    ids=["half_percent_is_no_improvement", "two_percent_is_one", "patience_resets"],
+)
+def test_one_percent_factor_counts_relative_improvements_and_restores_the_best(
+    patience, losses, epochs_run, best_epoch
+):
     model = _small_model()
-    stopper = RelativeEarlyStopping(min_delta_factor=0.01, patience=1)
-    epochs_run = _drive(stopper, model, [1.0, 0.995, 0.99, 0.98])
-    # 0.995 is 0.5 % below 1.0 (< 1 %): no improvement, so patience 1 ends it at epoch index 1.
-    assert epochs_run == 2
-    assert stopper.stopped_epoch == 1
+    stopper = RelativeEarlyStopping(min_delta_factor=0.01, patience=patience)
+    assert _drive(stopper, model, losses) == epochs_run
+    assert stopper.stopped_epoch == epochs_run - 1
     assert model.stop_training
-    assert stopper.best == 1.0
-    assert _weights_epoch(model) == 0.0  # restored from the best epoch, not the last
-
-
-def test_two_percent_improvement_counts_with_one_percent_factor():
-    model = _small_model()
-    stopper = RelativeEarlyStopping(min_delta_factor=0.01, patience=1)
-    # 0.98 is 2 % below 1.0: improves. 0.975 is only ~0.5 % below 0.98: does not.
-    epochs_run = _drive(stopper, model, [1.0, 0.98, 0.975, 0.5])
-    assert epochs_run == 3
-    assert stopper.stopped_epoch == 2
-    assert stopper.best == 0.98
-    assert stopper.best_epoch == 1
-    assert _weights_epoch(model) == 1.0
-
-
-def test_patience_counts_epochs_without_improvement_and_resets_on_improvement():
-    model = _small_model()
-    stopper = RelativeEarlyStopping(min_delta_factor=0.01, patience=3)
-    # Improvements at epochs 1 and 4; then 5, 6, 7 do not improve on 0.8 by 1 %: stop at 7.
-    losses = [1.0, 0.9, 0.95, 0.899, 0.8, 0.81, 0.795, 0.9, 0.1]
-    epochs_run = _drive(stopper, model, losses)
-    assert epochs_run == 8
-    assert stopper.stopped_epoch == 7
-    assert stopper.best_epoch == 4
-    assert _weights_epoch(model) == 4.0
+    assert stopper.best == losses[best_epoch]
+    assert stopper.best_epoch == best_epoch
+    assert _weights_epoch(model) == best_epoch  # restored from the best epoch, not the last
 
 
 def test_never_stops_while_improving():

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from cvae_tf import model, training
-from tests.conftest import QUICK, REPO, free_ports, quick_config
+from tests.conftest import QUICK, REPO, free_ports, quick_config, wait_or_fail
 
 TIMEOUT_S = 300
 # Same data, seed, global batch and learning rate: the replicas' summed gradients are the
@@ -48,12 +48,7 @@ def _launch(folder, name, command, env=None):
 
 
 def _finish(process, folder, name):
-    try:
-        process.wait(timeout=TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-        pytest.fail(f"{name} did not finish within {TIMEOUT_S} s")
+    wait_or_fail(process, name, TIMEOUT_S)
     log = (folder / f"{name}.log").read_text()
     assert process.returncode == 0, log[-3000:]
     return log

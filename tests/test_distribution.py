@@ -36,7 +36,7 @@ import tensorflow as tf
 
 from cvae_tf import distribution
 from cvae_tf.cli import UserInputError
-from tests.conftest import REPO, free_ports
+from tests.conftest import REPO, free_ports, wait_or_fail
 
 WORKER = REPO / "tests" / "distributed_worker.py"
 NUM_TRAIN = 1200  # distributed_worker.NUM_TRAIN
@@ -146,12 +146,7 @@ def _launch(results, *args, env=None):
 
 def _finish(process, results):
     """The results of a worker process, once it has exited 0 within the timeout."""
-    try:
-        process.wait(timeout=TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-        pytest.fail(f"{process.args} did not finish within {TIMEOUT_S} s")
+    wait_or_fail(process, process.args, TIMEOUT_S)
     assert process.returncode == 0, results.with_suffix(".log").read_text()[-3000:]
     return dict(np.load(results))
 
