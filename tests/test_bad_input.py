@@ -135,7 +135,7 @@ def test_unreadable_file(tmp_path, monkeypatch):
     def denied(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(data, "open", denied, raising=False)  # chmod is no barrier to root
+    monkeypatch.setattr(csv_files, "open", denied, raising=False)  # chmod is no barrier to root
     message = call("check_data", f"--data={path}")
     assert_refused(message, f"data file '{path}' cannot be read: Permission denied")
 
@@ -294,7 +294,11 @@ def test_bad_predict_inputs(quick_run, momenta_csv, tmp_path):
         ({"--model_dir": tmp_path}, "has no run.json: not a complete run folder"),
         ({"--model_dir": partial}, "is the partial folder of an unfinished training.*--resume"),
         ({"--model_dir": no_run_file}, "has no run.json: not a complete run folder"),
-        ({"--model_dir": old}, "written in run format version 0; this cvae_tf reads version 1"),
+        (
+            {"--model_dir": old},
+            "written in run format version 0; this cvae_tf reads version "
+            f"{run_folder.FORMAT_VERSION}",
+        ),
         ({"--model_dir": garbled}, "has an unreadable run.json"),
         ({"--model_dir": no_model}, "lacks saved_model/saved_model.pb: an incomplete run folder"),
         ({"--model_dir": no_metrics}, "lacks metrics.json: an incomplete run folder"),
