@@ -3,7 +3,7 @@
 import numpy as np
 
 from cvae_tf import data, physics, simulator
-from cvae_tf.cli import UserInputError
+from cvae_tf.errors import UserInputError
 
 
 def kabsch_rotations(

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from cvae_tf.cli import UserInputError
+from cvae_tf.errors import UserInputError
 
 # Chunks submitted per worker process and not yet consumed: one running and one queued keeps every
 # worker busy while results are taken in order, and bounds memory (a chunk as CSV text is ~17 MB).

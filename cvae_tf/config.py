@@ -11,8 +11,12 @@ import keras
 from absl import flags
 
 from cvae_tf import csv_files, distribution, flag_fields, frames, model, preprocessing, sampling
-from cvae_tf.cli import UserInputError
-from cvae_tf.event_files import check_column_names, momentum_columns_option, position_columns_option
+from cvae_tf.errors import UserInputError
+from cvae_tf.file_flags import (
+    check_column_names,
+    momentum_columns_option,
+    position_columns_option,
+)
 from cvae_tf.flag_fields import option
 
 CENTERS = ("none", "com")

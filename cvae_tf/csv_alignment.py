@@ -5,8 +5,8 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from cvae_tf import alignment, cli, csv_files, data, metrics
-from cvae_tf.event_files import EventFileConfig
+from cvae_tf import alignment, csv_files, data, file_flags, metrics
+from cvae_tf.file_flags import EventFileConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -14,8 +14,8 @@ class AlignConfig:
     """The events to align, and the CSV file that receives them."""
 
     events: EventFileConfig
-    output: str | None = cli.output_option("CSV file for the repaired events (required).")
-    overwrite: bool = cli.overwrite_option()
+    output: str | None = file_flags.output_option("CSV file for the repaired events (required).")
+    overwrite: bool = file_flags.overwrite_option()
 
 
 def align_file(config: AlignConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -27,7 +27,7 @@ def align_file(config: AlignConfig) -> tuple[np.ndarray, np.ndarray]:
         Each event's relative forward mismatch before and after the alignment.
     """
     input_path = config.events.path
-    output_path = cli.check_output_path(config.output, config.overwrite, input_path)
+    output_path = file_flags.check_output_path(config.output, config.overwrite, input_path)
     events = config.events.load()
     aligned, after = alignment.align_events(events)  # first: it refuses coincident atoms
     before = metrics.forward_momentum_error(events.positions, events.momenta)

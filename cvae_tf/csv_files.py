@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 
 from cvae_tf import data
-from cvae_tf.cli import UserInputError
 from cvae_tf.data import MOMENTUM_COLUMNS, POSITION_COLUMNS
+from cvae_tf.errors import UserInputError
 
 FLOAT_FORMAT = "%.12g"  # 12 significant digits: far below the simulator's 1e-8 energy accuracy.
 

@@ -6,8 +6,8 @@ import math
 import numpy as np
 
 from cvae_tf import alignment, data, physics, simulator
-from cvae_tf.cli import UserInputError
-from cvae_tf.event_files import EventFileConfig
+from cvae_tf.errors import UserInputError
+from cvae_tf.file_flags import EventFileConfig
 from cvae_tf.flag_fields import option
 
 # The model's target accuracy in bohr: a centre-of-mass spread above it cannot be learned.

@@ -7,7 +7,7 @@ import os
 import tensorflow as tf
 from keras import ops
 
-from cvae_tf.cli import UserInputError
+from cvae_tf.errors import UserInputError
 
 STRATEGIES = ("none", "mirrored", "multi_worker")
 WORKER_JOBS = ("chief", "worker")  # the jobs MultiWorkerMirroredStrategy trains with

@@ -25,8 +25,8 @@ from cvae_tf import (
     preprocessing,
     split,
 )
-from cvae_tf.cli import UserInputError
 from cvae_tf.config import TrainConfig
+from cvae_tf.errors import UserInputError
 
 CHECK_SAMPLE_SIZE = 1000  # events the pre-training data check explodes (about 0.1 s)
 TRAIN_SAMPLE_SIZE = 8192  # training events measured like validation each epoch

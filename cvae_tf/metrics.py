@@ -15,7 +15,8 @@ from cvae_tf.physics import (
 
 EPSILON = 1e-10  # The specification's ε in eq. (2).
 # MRE is also reported over coordinates with |real| above this: near-zero coordinates make it
-# explode whatever the accuracy (PHYSICS.md), and OCS coordinates are ~0.3–3 bohr otherwise.
+# explode whatever the accuracy (docs/physics.md, "Known slips in the specification"), and OCS
+# coordinates are ~0.3–3 bohr otherwise.
 MRE_THRESHOLD_BOHR = 0.1
 
 

@@ -15,6 +15,12 @@ VALIDATION_SEED = 2_718_281  # the validation step's fixed latent draws
 TRACKED = ("loss", "reconstruction", "kl", "l1", "l2", "unregularized_loss", "mse", "atom_error")
 # What a distributed training step sums over the replicas' shares (the kernel norms l1 and l2
 # are the same on every replica).
+NORMALIZATION_ARGUMENTS = (
+    "position_offset",
+    "position_variance",
+    "momentum_offset",
+    "momentum_variance",
+)
 REPLICA_SUMMED = ("loss", "reconstruction", "kl", "unregularized_loss", "mse", "atom_error")
 
 
@@ -88,29 +94,20 @@ class CVAE(keras.Model):
         prior_weight: float = 0.0,
         **kwargs,
     ):
+        arguments = dict(locals())  # first: the constructor's arguments, for get_config
         super().__init__(**kwargs)
+        # Every argument is saved, whatever is added: the statistics as float64 lists (JSON).
+        self._config = {
+            name: np.asarray(value, np.float64).tolist()
+            if name in NORMALIZATION_ARGUMENTS
+            else value
+            for name, value in arguments.items()
+            if name not in ("self", "kwargs", "__class__")
+        }
         if frame not in frames.FRAMES:
             raise ValueError(f"frame={frame!r}; expected one of {frames.FRAMES}")
         self.latent_distribution = latent.LatentDistribution(
             latent_dim, latent_prior, seed, name="latent_distribution"
-        )
-        self._config = dict(  # the constructor's arguments, for get_config
-            position_offset=np.asarray(position_offset, np.float64).tolist(),
-            position_variance=np.asarray(position_variance, np.float64).tolist(),
-            momentum_offset=np.asarray(momentum_offset, np.float64).tolist(),
-            momentum_variance=np.asarray(momentum_variance, np.float64).tolist(),
-            hidden_dim=hidden_dim,
-            num_layers=num_layers,
-            latent_dim=latent_dim,
-            activation=activation,
-            beta=beta,
-            l1=l1,
-            l2=l2,
-            latent_prior=latent_prior,
-            frame=frame,
-            seed=seed,
-            nll_beta=nll_beta,
-            prior_weight=prior_weight,
         )
         self.latent_dim, self.frame, self.seed = latent_dim, frame, seed
         self.beta, self.nll_beta, self.prior_weight = beta, nll_beta, prior_weight

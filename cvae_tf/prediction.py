@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cvae_tf import cli, csv_files, export, run_folder, sampling
-from cvae_tf.cli import UserInputError
+from cvae_tf import csv_files, export, file_flags, run_folder, sampling
+from cvae_tf.errors import UserInputError
 from cvae_tf.flag_fields import option
 
 MOMENTS_BATCH_SIZE = 65_536  # rows per SavedModel call: K draws of a chunk, a batch at a time
@@ -23,7 +23,7 @@ class PredictConfig:
     input: str | None = option(
         None, "CSV with the model's momentum columns (a.u.) (required).", show_default=False
     )
-    output: str | None = cli.output_option(
+    output: str | None = file_flags.output_option(
         "CSV for the predicted positions (bohr) (required); same input, same model, same file."
     )
     num_samples: int = option(
@@ -39,7 +39,7 @@ class PredictConfig:
         choices=sampling.SELECTIONS,
         show_default=False,
     )
-    overwrite: bool = cli.overwrite_option()
+    overwrite: bool = file_flags.overwrite_option()
 
     def __post_init__(self) -> None:
         for name in ("model_dir", "input", "output"):
@@ -64,7 +64,7 @@ def predict_file(config: PredictConfig) -> Prediction:
     and input give the same file every time.
     """
     model_dir = Path(config.model_dir)
-    output_path = cli.check_output_path(config.output, config.overwrite, config.input)
+    output_path = file_flags.check_output_path(config.output, config.overwrite, config.input)
     run_config = run_folder.check_complete(model_dir)
     momenta_table = csv_files.read_columns(Path(config.input), run_config["momentum_columns"])
     serving = export.load_saved_model(model_dir / export.SAVED_MODEL_DIR)

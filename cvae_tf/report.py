@@ -158,7 +158,8 @@ def format_sample_table(
 
 
 def _format_percent(value: float) -> str:
-    # Two decimals as in Table 2; near-zero true coordinates give huge MREs (PHYSICS.md).
+    # Two decimals as in Table 2; near-zero true coordinates give huge MREs (docs/physics.md,
+    # "Known slips in the specification").
     return f"{value:.2f}" if abs(value) < 1e6 else f"{value:.2e}"
 
 

@@ -12,8 +12,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from cvae_tf import flag_fields
-from cvae_tf.cli import UserInputError
 from cvae_tf.config import RESUMABLE_CHANGES, TrainConfig
+from cvae_tf.errors import UserInputError
 
 # Bump when a run folder's layout or its SavedModel's endpoints change in a way predict must know.
 FORMAT_VERSION = 2

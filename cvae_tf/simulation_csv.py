@@ -4,7 +4,7 @@ import contextlib
 import dataclasses
 from pathlib import Path
 
-from cvae_tf import chunk_pool, cli, csv_files, simulator
+from cvae_tf import chunk_pool, csv_files, file_flags, simulator
 from cvae_tf.flag_fields import option
 
 
@@ -12,8 +12,10 @@ from cvae_tf.flag_fields import option
 class CsvOutput:
     """Where the simulated events go and how many processes simulate them."""
 
-    output: str | None = cli.output_option("CSV file to write (required); its folder must exist.")
-    overwrite: bool = cli.overwrite_option()
+    output: str | None = file_flags.output_option(
+        "CSV file to write (required); its folder must exist."
+    )
+    overwrite: bool = file_flags.overwrite_option()
     workers: int = option(
         0,
         "Processes that simulate at once, each a chunk of events at a time; 0 uses every core "
@@ -38,7 +40,7 @@ def simulate_csv(config: simulator.SimulationConfig, output: CsvOutput) -> Path:
     Positions in bohr, momenta in a.u.; the same config gives the same bytes for any number of
     workers. A progress bar goes to stderr; the file appears only when complete.
     """
-    path = cli.check_output_path(output.output, output.overwrite)
+    path = file_flags.check_output_path(output.output, output.overwrite)
     # Chunk by chunk, in order, into the temporary file: memory stays bounded for any
     # --num_events. closing() stops the workers as soon as writing fails. CHUNK_EVENTS is passed
     # on because a spawned worker would read its own module's value.

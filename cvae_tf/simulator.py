@@ -6,14 +6,14 @@ import math
 import numpy as np
 
 from cvae_tf import chunk_pool, physics
-from cvae_tf.cli import UserInputError
+from cvae_tf.errors import UserInputError
 from cvae_tf.flag_fields import option
 
 ORIENTATIONS = ("random", "fixed")
 
 # Events per chunk; chunk i draws from its own random stream (chunk_rng), so chunks can be simulated
 # in any order by any number of processes. Part of the sampling: changing it changes which events a
-# seed gives (so would data.py's cached default set). A multiple of _BLOCK_EVENTS, so that no chunk
+# seed gives (so would default_data.py's cached set). A multiple of _BLOCK_EVENTS, so that no chunk
 # ends in a small block that costs as much as a full one.
 CHUNK_EVENTS = 65_536
 # Events integrated together: the integrator's ~40 doubles per event (2.6 MB) then stay in cache,

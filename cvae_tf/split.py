@@ -5,7 +5,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from cvae_tf.cli import UserInputError
+from cvae_tf.errors import UserInputError
 
 TRAIN, VALIDATION, TEST = 0, 1, 2  # the parts of the split, as split_parts numbers them
 PART_NAMES = ("train", "validation", "test")

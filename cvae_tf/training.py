@@ -23,8 +23,8 @@ from cvae_tf import (
     recalibration,
     run_folder,
 )
-from cvae_tf.cli import UserInputError
 from cvae_tf.config import TrainConfig
+from cvae_tf.errors import UserInputError
 
 CALIBRATION_SAMPLES = 32  # latent draws per validation event when the spread is recalibrated
 HISTORY_FILE = "history.csv"

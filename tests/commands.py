@@ -8,7 +8,7 @@ import importlib
 
 from absl import flags
 
-from cvae_tf.cli import UserInputError
+from cvae_tf.errors import UserInputError
 
 
 def call(name: str, *args: str) -> str | None:

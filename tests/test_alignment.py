@@ -5,7 +5,7 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from cvae_tf import alignment, data, metrics, physics, simulator
-from cvae_tf.cli import UserInputError
+from cvae_tf.errors import UserInputError
 from tests.frame_mismatch import apply, axes_frame, frame_mismatched_events  # noqa: F401
 
 

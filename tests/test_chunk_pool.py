@@ -7,7 +7,7 @@ import re
 import pytest
 
 from cvae_tf import chunk_pool
-from cvae_tf.cli import UserInputError
+from cvae_tf.errors import UserInputError
 
 # What map_chunks reads of a configuration; module level, so spawned workers can unpickle it.
 Config = collections.namedtuple("Config", "num_events")

@@ -6,7 +6,7 @@ import pytest
 from absl import flags
 
 from cvae_tf import config, flag_fields
-from cvae_tf.cli import UserInputError
+from cvae_tf.errors import UserInputError
 
 REPO = Path(__file__).resolve().parents[1]
 FLAGS = set(flag_fields.flag_names(config.TrainConfig))

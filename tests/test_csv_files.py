@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from cvae_tf import csv_files, data
-from cvae_tf.cli import UserInputError
+from cvae_tf.errors import UserInputError
 
 COLUMNS = [*data.POSITION_COLUMNS, *data.MOMENTUM_COLUMNS]
 

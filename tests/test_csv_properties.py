@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from cvae_tf import csv_files, data, preprocessing
-from cvae_tf.cli import UserInputError
+from cvae_tf.errors import UserInputError
 
 COLUMNS = [*data.POSITION_COLUMNS, *data.MOMENTUM_COLUMNS]
 FEW = settings(

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from cvae_tf import data, diagnostics, physics, simulator
-from cvae_tf.cli import UserInputError
+from cvae_tf.errors import UserInputError
 from tests.frame_mismatch import frame_mismatched_events
 
 BOHR_PER_ANGSTROM = 1 / 0.529177210544  # CODATA 2022

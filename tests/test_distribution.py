@@ -35,7 +35,7 @@ import pytest
 import tensorflow as tf
 
 from cvae_tf import distribution
-from cvae_tf.cli import UserInputError
+from cvae_tf.errors import UserInputError
 from tests.conftest import REPO, free_ports, wait_or_fail
 
 WORKER = REPO / "tests" / "distributed_worker.py"

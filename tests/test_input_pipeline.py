@@ -13,7 +13,7 @@ from cvae_tf import (
     preprocessing,
     simulator,
 )
-from cvae_tf.cli import UserInputError
+from cvae_tf.errors import UserInputError
 
 
 def source_of(paths, **kwargs):

@@ -32,7 +32,8 @@ def test_mre_reproduces_the_six_table_2_entries_that_follow_from_the_formula():
 
 
 def test_mre_of_near_zero_coordinates_is_about_zero_with_epsilon():
-    # PHYSICS.md's known slip: Table 2's 54.95, 6.13 and 11.46 % dropped ε.
+    # docs/physics.md, "Known slips in the specification": Table 2's 54.95, 6.13 and 11.46 %
+    # dropped ε.
     errors = mean_relative_error(TABLE_2_REAL, TABLE_2_PREDICTED, epsilon=1e-10)
     for atom, axis in [(1, 2), (2, 1), (2, 2)]:
         assert errors[atom, axis] < 1e-3

@@ -7,7 +7,7 @@ from cvae_tf import physics
 
 
 def linear_ocs(r_co=2.188, r_cs=2.948):
-    """O at −x, C at the origin, S at +x: the equilibrium geometry of PHYSICS.md (bohr)."""
+    """O at −x, C at the origin, S at +x: the equilibrium geometry of docs/physics.md (bohr)."""
     return np.array([[0.0, 0.0, 0.0], [-r_co, 0.0, 0.0], [r_cs, 0.0, 0.0]])
 
 

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from cvae_tf import csv_files, model, prediction, run_folder, simulator, training
-from cvae_tf.cli import UserInputError
+from cvae_tf.errors import UserInputError
 from tests.commands import call
 from tests.conftest import QUICK, REPO, quick_config
 

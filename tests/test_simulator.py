@@ -7,7 +7,7 @@ import pytest
 from scipy import integrate
 
 from cvae_tf import physics, simulator
-from cvae_tf.cli import UserInputError
+from cvae_tf.errors import UserInputError
 
 PRIOR = simulator.GeometryPrior()
 

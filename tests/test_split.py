@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from cvae_tf import split
-from cvae_tf.cli import UserInputError
+from cvae_tf.errors import UserInputError
 
 
 def rows_of_one_file(num_events, train_fraction, val_fraction, seed):

@@ -1,11 +1,11 @@
-"""The CSV file of events a command reads: its --data and column flags, and the column rule."""
+"""The files a command reads and writes: --data and the column flags, --output and --overwrite."""
 
 import dataclasses
 from pathlib import Path
 
 from cvae_tf import csv_files, data
-from cvae_tf.cli import UserInputError
 from cvae_tf.data import Events
+from cvae_tf.errors import UserInputError
 from cvae_tf.flag_fields import option
 
 
@@ -63,3 +63,31 @@ class EventFileConfig:
     def load(self) -> Events:
         """Every event of the file, checked (csv_files.load_events)."""
         return csv_files.load_events(self.path, self.position_columns, self.momentum_columns)
+
+
+def overwrite_option():
+    """The `overwrite` setting (--overwrite flag) of every command that writes an output file."""
+    return option(False, "Replace an existing output file.")
+
+
+def output_option(help: str):
+    """A required `output` path setting (--output flag); `help` says what the file holds."""
+    return option(None, help, show_default=False)
+
+
+def check_output_path(
+    output: str | Path | None, overwrite: bool, input_path: str | Path | None = None
+) -> Path:
+    """The --output path, once it is clear that writing it loses nothing; else UserInputError."""
+    if not output:
+        raise UserInputError("--output is required; expected a CSV path")
+    path = Path(output)
+    if input_path is not None and path.resolve() == Path(input_path).resolve():
+        raise UserInputError(f"--output='{path}' is the input file; choose another path")
+    if path.is_dir():
+        raise UserInputError(f"--output='{path}' is a folder; expected a CSV file path")
+    if path.exists() and not overwrite:
+        raise UserInputError(f"--output='{path}' exists; pass --overwrite to replace it")
+    if not path.parent.is_dir():
+        raise UserInputError(f"--output='{path}': folder '{path.parent}' is missing")
+    return path
