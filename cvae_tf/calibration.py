@@ -1,6 +1,5 @@
 """Calibration of predictive spreads: coverage, coverage by spread, calibration curve, CRPS."""
 
-import math
 from collections.abc import Sequence
 from statistics import NormalDist
 
@@ -13,12 +12,6 @@ LEVELS = {"50": 0.50, "68": 0.682689492, "90": 0.90, "95": 0.95}
 # Default nominal levels of the calibration curve: 0.05 … 0.95 in steps of 0.05, then 0.99 for
 # the far tail, where an over-confident model fails first.
 DEFAULT_CURVE_LEVELS = np.append(np.linspace(0.05, 0.95, 19), 0.99)
-
-# numpy has no erf and scipy is only a test dependency here. math.erf is correctly rounded libm,
-# whereas the polynomial approximations that avoid it (Abramowitz & Stegun 7.1.26) are good to
-# only ~1e-7; vectorising it costs ~0.1 µs a value (~0.1 s for 10^6 coordinates), which is
-# negligible at report sizes. otypes=[float] gives float64 output and handles empty arrays.
-_erf = np.vectorize(math.erf, otypes=[float])
 
 
 def _z_score(probability: float) -> float:
@@ -182,41 +175,3 @@ def crps_from_samples(samples: np.ndarray, truth: np.ndarray) -> np.ndarray:
     weights = (2.0 * np.arange(count) - count + 1.0).reshape((count,) + (1,) * truth.ndim)
     pairwise = 2.0 * np.sum(weights * ordered, axis=0)
     return absolute_error - pairwise / (2.0 * count * (count - 1))
-
-
-def gaussian_crps(mean: np.ndarray, spread: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    """Closed-form CRPS of a Gaussian predictive N(mean, spread²), per event and coordinate.
-
-    CRPS = spread·[w(2Φ(w) − 1) + 2φ(w) − 1/√π] with w = (truth − mean)/spread (Gneiting &
-    Raftery 2007); spread 0 gives |truth − mean|. Lower is better.
-
-    Args:
-        mean: Predictive mean in bohr.
-        spread: Predictive standard deviation in bohr, ≥ 0, same shape.
-        truth: True positions in bohr, same shape.
-
-    Returns:
-        CRPS in bohr, same shape.
-    """
-    mean = np.asarray(mean, dtype=float)
-    spread = np.asarray(spread, dtype=float)
-    truth = np.asarray(truth, dtype=float)
-    if not mean.shape == spread.shape == truth.shape:
-        raise ValueError(
-            "mean, spread and truth must share one shape; received: "
-            f"{mean.shape}, {spread.shape}, {truth.shape}"
-        )
-    # Written as "not all ≥ 0" so that NaN spreads are refused too (np.min then reports nan).
-    if not np.all(spread >= 0):
-        raise ValueError(
-            f"spread must be ≥ 0 everywhere; received minimum {float(np.min(spread))!r}"
-        )
-    difference = truth - mean
-    positive = spread > 0
-    # Standardise only where the spread is positive; elsewhere w is unused (the limit is |y − μ|)
-    # and dividing would only raise warnings.
-    w = np.divide(difference, spread, out=np.zeros_like(difference), where=positive)
-    # 2Φ(w) − 1 = erf(w/√2): taking erf directly avoids the cancellation in 2·½(1 + erf) − 1.
-    density = np.exp(-0.5 * w * w) / math.sqrt(2.0 * math.pi)
-    crps = spread * (w * _erf(w / math.sqrt(2.0)) + 2.0 * density - 1.0 / math.sqrt(math.pi))
-    return np.where(positive, crps, np.abs(difference))

@@ -98,22 +98,6 @@ def frame_statistics(
     return statistics.positions, statistics.momenta
 
 
-def normalization_statistics(method: str, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The per-column offset and variance that map `values` as `method` asks.
-
-    Args:
-      method: one of NORMALIZATIONS (see ColumnStatistics.normalization).
-      values: the training split only, shaped (events, features).
-
-    Returns:
-      (offset, variance), each shaped (features,), float64.
-    """
-    values = np.asarray(values, dtype=np.float64)
-    statistics = ColumnStatistics(values.shape[-1])
-    statistics.update(values)
-    return statistics.normalization(method)
-
-
 def normalization_layers(
     offset, variance, name: str
 ) -> tuple[keras.layers.Normalization, keras.layers.Normalization]:

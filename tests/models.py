@@ -1,8 +1,16 @@
-"""Test helper: a CVAE whose normalization is fitted on given training tables."""
+"""Test helpers: normalization statistics of a whole table, a CVAE normalized on given tables."""
 
 import numpy as np
 
 from cvae_tf import frames, model, preprocessing
+
+
+def normalization_statistics(method: str, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The per-column (offset, variance) [features] that `method` fits on a whole table."""
+    values = np.asarray(values, dtype=np.float64)
+    statistics = preprocessing.ColumnStatistics(values.shape[-1])
+    statistics.update(values)
+    return statistics.normalization(method)
 
 
 def build_cvae(
@@ -16,12 +24,8 @@ def build_cvae(
     model_positions, model_momenta = frames.model_frame_tables(
         architecture.get("frame", "lab"), train_positions, train_momenta
     )
-    position_offset, position_variance = preprocessing.normalization_statistics(
-        position_norm, model_positions
-    )
-    momentum_offset, momentum_variance = preprocessing.normalization_statistics(
-        momentum_norm, model_momenta
-    )
+    position_offset, position_variance = normalization_statistics(position_norm, model_positions)
+    momentum_offset, momentum_variance = normalization_statistics(momentum_norm, model_momenta)
     return model.CVAE(
         position_offset=position_offset,
         position_variance=position_variance,

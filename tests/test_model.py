@@ -6,8 +6,8 @@ import pytest
 import scipy.special
 import scipy.stats
 
-from cvae_tf import callbacks, losses, model, preprocessing, recalibration
-from tests.models import build_cvae
+from cvae_tf import callbacks, model, recalibration
+from tests.models import build_cvae, normalization_statistics
 
 
 def toy_tables(num_events=400, seed=0):
@@ -105,23 +105,13 @@ def test_kl_term_against_the_gaussian_closed_form(mean, variance, expected_per_d
     )
 
 
-def test_gaussian_nll_against_scipy_log_density():
-    rng = np.random.default_rng(3)
-    targets, mean = rng.normal(size=(2, 50, 9))
-    log_variance = rng.uniform(-6, 2, size=(50, 9))
-    expected = -scipy.stats.norm.logpdf(targets, mean, np.exp(0.5 * log_variance)).sum(axis=-1)
-    np.testing.assert_allclose(
-        losses.gaussian_nll(targets, mean, log_variance).numpy(), expected, rtol=1e-10
-    )
-
-
 def test_reconstruction_is_the_decoders_gaussian_nll_per_event_in_normalized_units():
     """The reconstruction term sums the NLL over the 9 coordinates; mse averages squared errors."""
     momenta, positions = toy_tables(64)
     cvae = make_cvae(momenta, positions)
     _fix_posterior(cvae, 0.0, np.log(1e-12))  # z = 0: a deterministic decoder output
     terms, _ = cvae.compute_losses(momenta, positions)
-    offset, variance = preprocessing.normalization_statistics("standard", positions)
+    offset, variance = normalization_statistics("standard", positions)
     normalized_truth = (positions - offset) / np.sqrt(variance)
     mean, log_variance = (
         tensor.numpy().astype(np.float64)
@@ -336,14 +326,14 @@ def test_latent_dim_zero_is_a_deterministic_network_of_the_same_code():
     cvae.fit_latent_statistics(momenta, positions)
     predicted = cvae.decode_positions(momenta[:20], np.zeros((20, 0), np.float32)).numpy()
     # The same network by hand: normalize, GELU hidden layers, the mean head, denormalize.
-    offset, variance = preprocessing.normalization_statistics("standard", momenta)
+    offset, variance = normalization_statistics("standard", momenta)
     hidden = (momenta[:20].astype(np.float64) - offset) / np.sqrt(variance)
     *layers, mean_head, _ = dense_layers(cvae.decoder)
     for layer in layers:
         hidden = hidden @ layer.kernel.numpy() + layer.bias.numpy()
         hidden = 0.5 * hidden * (1.0 + scipy.special.erf(hidden / np.sqrt(2.0)))
     normalized = hidden @ mean_head.kernel.numpy() + mean_head.bias.numpy()
-    offset, variance = preprocessing.normalization_statistics("standard", positions)
+    offset, variance = normalization_statistics("standard", positions)
     expected = normalized * np.sqrt(variance) + offset
     np.testing.assert_allclose(predicted, expected, rtol=1e-4, atol=1e-5)
     # Without a latent draw and with the decoder's noise off, a sample is that mean.

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from cvae_tf import preprocessing
+from tests.models import normalization_statistics
 
 
 def table(seed=0):
@@ -17,7 +18,7 @@ def table(seed=0):
 def test_forward_then_inverse_gives_the_input_back(method):
     values = table()
     forward, inverse = preprocessing.normalization_layers(
-        *preprocessing.normalization_statistics(method, values), name="t"
+        *normalization_statistics(method, values), name="t"
     )
     normalized = forward(values.astype(np.float32)).numpy()
     assert np.all(np.isfinite(normalized))
@@ -27,7 +28,7 @@ def test_forward_then_inverse_gives_the_input_back(method):
 def test_standard_gives_zero_mean_unit_spread_on_the_fitted_data():
     values = table()
     forward, _ = preprocessing.normalization_layers(
-        *preprocessing.normalization_statistics("standard", values), name="t"
+        *normalization_statistics("standard", values), name="t"
     )
     normalized = forward(values.astype(np.float32)).numpy()
     np.testing.assert_allclose(normalized.mean(axis=0), 0, atol=1e-5)
@@ -37,7 +38,7 @@ def test_standard_gives_zero_mean_unit_spread_on_the_fitted_data():
 
 def test_minmax_maps_the_fitted_range_onto_unit_interval():
     values = table()
-    offset, variance = preprocessing.normalization_statistics("minmax", values)
+    offset, variance = normalization_statistics("minmax", values)
     np.testing.assert_allclose(offset, values.min(axis=0))
     scaled = (values - offset) / np.sqrt(variance)
     np.testing.assert_allclose(scaled.min(axis=0), 0)
@@ -45,14 +46,14 @@ def test_minmax_maps_the_fitted_range_onto_unit_interval():
 
 
 def test_none_is_the_identity():
-    offset, variance = preprocessing.normalization_statistics("none", table())
+    offset, variance = normalization_statistics("none", table())
     np.testing.assert_array_equal(offset, 0)
     np.testing.assert_array_equal(variance, 1)
 
 
 def test_unknown_method():
     with pytest.raises(ValueError, match="expected one of"):
-        preprocessing.normalization_statistics("zscore", table())
+        normalization_statistics("zscore", table())
 
 
 def test_statistics_accumulated_in_batches_match_the_whole_table():

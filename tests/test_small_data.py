@@ -1,24 +1,10 @@
-"""One recipe for any data size: epochs of at least --min_epoch_steps steps; 1,000 events."""
-
-import dataclasses
+"""One recipe for any data size: a short run on 1,000 events trains fully (fit_inputs' epochs)."""
 
 import pytest
 
-from cvae_tf import config, csv_files, fit_inputs, simulator, training
+from cvae_tf import config, csv_files, simulator, training
 
 EPOCHS = 12
-
-
-def test_epoch_steps_by_hand():
-    defaults = config.OptimizationConfig()  # min_epoch_steps 100, steps_per_execution 32
-    # 35,000 events at batch 256: one pass, 137 steps (more than the minimum).
-    assert fit_inputs.epoch_steps(35_000, 256, defaults) == 137
-    # 700 events: 3 steps a pass; the minimum of 100 rounded up to 4 calls of 32 = 128.
-    assert fit_inputs.epoch_steps(700, 256, defaults) == 128
-    one_per_call = dataclasses.replace(defaults, steps_per_execution=1)
-    assert fit_inputs.epoch_steps(700, 256, one_per_call) == 100
-    no_minimum = dataclasses.replace(defaults, min_epoch_steps=1)
-    assert fit_inputs.epoch_steps(700, 256, no_minimum) == 3
 
 
 @pytest.fixture(scope="module")
