@@ -281,10 +281,7 @@ class CVAE(keras.Model):
         posterior = None
         if self.latent_dim:
             posterior = self.encode(normalized_positions, normalized_momenta)
-            # A method call, not the layer's __call__: through keras' Layer.__call__ a mirrored
-            # two-device run drifted from the single-device one it matched before (weights 3–23 %
-            # apart after 3 epochs; tests/test_distributed_training.py), cause not found.
-            latent_vectors = self.latent_distribution.sample_posterior(posterior)
+            latent_vectors = self.latent_distribution(posterior.mean, posterior.log_var)
             kl = batch_mean(losses.gaussian_kl(posterior.mean, posterior.log_var))
         else:
             latent_vectors = ops.zeros((ops.shape(momenta)[0], 0))
