@@ -3,6 +3,7 @@
 import collections
 import concurrent.futures
 import contextlib
+import ctypes
 import multiprocessing
 import os
 import signal
@@ -79,23 +80,30 @@ def _in_processes(
     # of futures. The executor, unlike Pool, raises BrokenProcessPool if a worker is killed (say
     # by the OOM killer) instead of waiting forever. Spawned, not forked: a caller may have
     # started threads (TensorFlow does), and forking a threaded process can deadlock the child.
-    executor = concurrent.futures.ProcessPoolExecutor(
-        workers, mp_context=multiprocessing.get_context("spawn"), initializer=_ignore_interrupts
-    )
+    window = workers * _CHUNKS_PER_WORKER
+    # The executor's queues start multiprocessing's resource tracker and the first submissions
+    # the workers. The stop signals are blocked meanwhile, a mask they inherit, so one that comes
+    # while they import stays pending rather than print tracebacks from them (or, SIGHUP to the
+    # process group, kill the tracker); here it is delivered once unblocked, stopping the run.
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    try:
+        executor = concurrent.futures.ProcessPoolExecutor(
+            workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start_worker,
+            initargs=(os.getpid(),),
+        )
+        # Starting the resource tracker unblocks SIGINT and SIGTERM rather than restore the mask
+        # it found (multiprocessing.resource_tracker.ensure_running): block them again.
+        signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+        pending = collections.deque(
+            executor.submit(function, config, index, chunk_events)
+            for index in range(min(window, num_chunks))
+        )
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     finished = False
     try:
-        window = workers * _CHUNKS_PER_WORKER
-        # The first submissions start the workers. Ctrl-C is blocked meanwhile, a mask they
-        # inherit, so one pressed while they import stays pending rather than print tracebacks
-        # from them; here it is delivered once unblocked, stopping the run as usual.
-        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-        try:
-            pending = collections.deque(
-                executor.submit(function, config, index, chunk_events)
-                for index in range(min(window, num_chunks))
-            )
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         for index in range(num_chunks):
             result = pending.popleft().result()
             if index + window < num_chunks:
@@ -104,16 +112,34 @@ def _in_processes(
         finished = True
     finally:
         if not finished:
-            # Ctrl-C or a failed write: stop the chunks being computed too rather than wait
-            # seconds for them. Python 3.14 has Executor.terminate_workers; 3.11 only this table.
+            # Any exception here or in the consumer (a signal, a failed write): stop the chunks
+            # being computed too rather than wait seconds for them. SIGKILL, as the workers ignore
+            # the stop signals. Python 3.14 has Executor.terminate_workers; 3.11 only this table.
             for process in list(executor._processes.values()):
-                process.terminate()
+                process.kill()
         executor.shutdown(wait=True, cancel_futures=True)
 
 
-def _ignore_interrupts() -> None:
-    """Worker start-up: a terminal's Ctrl-C reaches every process, but the parent handles it."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # also drops one left pending from start-up
+# Ctrl-C, a batch system's SIGTERM, a closed terminal's SIGHUP: each may reach the whole process
+# group, but only the parent decides (it ends the workers and removes its temporary file).
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+def _start_worker(parent: int) -> None:
+    """Worker start-up: the stop signals ignored, and death with the parent however it dies."""
+    for signum in _STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)  # also drops one left pending from start-up
+    # A parent killed outright (SIGKILL, the OOM killer) runs no cleanup, and an orphaned worker
+    # would compute its chunks for nothing: Linux' PR_SET_PDEATHSIG has the kernel kill it then.
+    # Chosen over a thread polling os.getppid(): immediate, and nothing runs in the worker; Linux
+    # only, as os.sched_getaffinity above. It follows the thread that spawned the worker, here the
+    # one iterating map_chunks (the executor spawns workers as chunks are submitted).
+    prctl = getattr(ctypes.CDLL(None, use_errno=True), "prctl", None)
+    if prctl is not None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
 
 
 def _show_progress(done: int, total: int, elapsed: float) -> None:

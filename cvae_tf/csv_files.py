@@ -2,6 +2,7 @@
 
 import codecs
 import csv
+import fcntl
 import glob
 import os
 import tempfile
@@ -12,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cvae_tf import data
+from cvae_tf import data, signals
 from cvae_tf.data import MOMENTUM_COLUMNS, POSITION_COLUMNS
 from cvae_tf.errors import UserInputError
 
@@ -79,7 +80,8 @@ def write_csv_atomically(
     path = Path(path)
     if isinstance(frames, pd.DataFrame):
         frames = [frames]
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    remove_abandoned_temporaries(path)
+    handle, temporary = _locked_temporary(path)
     try:
         # mkstemp makes the file private (0600); give it the mode open() would have.
         os.fchmod(handle, 0o666 & ~_umask())
@@ -89,10 +91,60 @@ def write_csv_atomically(
                     stream.write(frame)
                 else:
                     csv_text(frame, header=index == 0, stream=stream)
-        os.replace(temporary, path)
+            stream.flush()
+            # Renamed while still open, so locked: a file under a .tmp name is never unlocked
+            # while its writer lives, which is what remove_abandoned_temporaries relies on.
+            os.replace(temporary, path)
+    except KeyboardInterrupt as interrupt:  # Ctrl-C, SIGTERM, SIGHUP: see signals
+        Path(temporary).unlink(missing_ok=True)
+        kept = "the existing file is unchanged" if path.exists() else "no file was written"
+        raise signals.reworded(interrupt, f"stopped before '{path}' was complete; {kept}") from None
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def remove_abandoned_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Removes the temporary files of writers of `path` that died (SIGKILL); returns them.
+
+    write_csv_atomically holds an flock on its temporary file `.<name>.*.tmp` as long as the
+    file has that name, and the system drops the lock when the writer dies, however it dies. A
+    temporary file whose lock can be taken was therefore abandoned. Chosen over a writer's PID in
+    the name: a PID may be reused, and on a shared file system (a cluster's) it names a process
+    on another machine, while NFS passes flock locks between machines.
+    """
+    path = Path(path)
+    removed = []
+    for candidate in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        try:
+            descriptor = os.open(candidate, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:  # gone meanwhile, a link, or not ours to read: leave it
+            continue
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            candidate.unlink()  # under the lock, so a writer that takes it next sees it gone
+            removed.append(candidate)
+        except OSError:  # locked: its writer still runs; or it cannot be removed
+            pass
+        finally:
+            os.close(descriptor)
+    return removed
+
+
+def _locked_temporary(path: Path) -> tuple[int, str]:
+    """A new temporary file beside `path`, open and flocked: its descriptor and name."""
+    while True:
+        handle, temporary = tempfile.mkstemp(
+            dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
+        )
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            if os.stat(temporary).st_ino == os.fstat(handle).st_ino:
+                return handle, temporary
+        except FileNotFoundError:
+            pass
+        # Another writer's clean-up found it in the instant before the lock and removed it.
+        os.close(handle)
 
 
 def _umask() -> int:

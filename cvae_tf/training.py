@@ -22,6 +22,7 @@ from cvae_tf import (
     preprocessing,
     recalibration,
     run_folder,
+    signals,
 )
 from cvae_tf.config import TrainConfig
 from cvae_tf.errors import UserInputError
@@ -189,10 +190,11 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> RunResult:
             except DivergenceError:
                 shutil.rmtree(work_dir, ignore_errors=True)  # nothing worth resuming
                 raise
-            except KeyboardInterrupt:
-                raise KeyboardInterrupt(
+            except KeyboardInterrupt as interrupt:  # Ctrl-C, SIGTERM, SIGHUP: see signals
+                raise signals.reworded(
+                    interrupt,
                     f"training interrupted; its last completed epoch is kept in '{work_dir}': "
-                    f"continue with --run_name={run_name} --resume, or restart with --overwrite"
+                    f"continue with --run_name={run_name} --resume, or restart with --overwrite",
                 ) from None
         return RunResult(run_dir=run_dir, metrics=test_metrics, report=text)
 

@@ -1,11 +1,12 @@
 """Event CSV files: reading by column name, every bad input, writing, the files --data names."""
 
+import fcntl
 import os
 
 import numpy as np
 import pytest
 
-from cvae_tf import csv_files, data
+from cvae_tf import csv_files, data, simulator
 from cvae_tf.errors import UserInputError
 
 COLUMNS = [*data.POSITION_COLUMNS, *data.MOMENTUM_COLUMNS]
@@ -211,3 +212,18 @@ def test_data_files_path_glob_and_list(shards, tmp_path):
 def test_data_files_refusals(shards, spec, message):
     with pytest.raises(UserInputError, match=message):
         csv_files.data_files(spec.format(folder=shards[0]))
+
+
+def test_only_temporary_files_whose_writer_died_are_removed(tmp_path):
+    """A writer holds an flock on its temporary file; one without the lock was abandoned."""
+    output = tmp_path / "events.csv"
+    alive, dead = (tmp_path / f".events.csv.{name}.tmp" for name in ("alive", "dead"))
+    other = tmp_path / ".other.csv.dead.tmp"  # another output's: not ours to judge
+    for path in (alive, dead, other):
+        path.write_text("x,y\n1,")
+    positions, momenta = simulator.simulate_events(simulator.SimulationConfig(5, seed=1))
+    with open(alive) as writer:  # another open file, so another lock: as another process's
+        fcntl.flock(writer, fcntl.LOCK_EX)
+        csv_files.write_events_csv(output, positions, momenta)
+    names = sorted(path.name for path in tmp_path.iterdir())
+    assert names == [alive.name, other.name, output.name]

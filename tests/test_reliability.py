@@ -288,3 +288,37 @@ def _completed_epochs(metadata) -> int:
         return json.loads(metadata.read_text())["epoch"]
     except (OSError, ValueError):  # not written yet, or caught mid-write
         return 0
+
+
+def test_sigterm_keeps_the_partial_run_says_how_to_resume_and_exits_143(events_csv, tmp_path):
+    """SLURM's SIGTERM at a time limit ends training as Ctrl-C does, with the code 128 + 15."""
+    flags = [f"--flagfile={REPO / 'flags' / 'quick.cfg'}", f"--data={events_csv}"]
+    flags += [f"--output_dir={tmp_path}", "--run_name=long", "--epochs=100000"]
+    flags += ["--nojit_compile", "--nocheck_data", "--patience=999"]
+    partial = run_folder.partial_path(tmp_path, "long")
+    metadata = partial / training.BACKUP_DIR / "training_metadata.json"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cvae_tf.train", *flags],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL),
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not _completed_epochs(metadata) >= 1:
+            assert process.poll() is None and time.monotonic() < deadline, "training never ran"
+            time.sleep(0.02)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143, stderr
+    assert stderr.splitlines()[-1] == (
+        f"interrupted by SIGTERM: training interrupted; its last completed epoch is kept in "
+        f"'{partial}': continue with --run_name=long --resume, or restart with --overwrite"
+    )
+    assert "Traceback" not in stderr
+    assert os.listdir(tmp_path) == [partial.name]  # no run folder under the run name
+    assert _completed_epochs(metadata) >= 1  # the backup a --resume starts from

@@ -13,7 +13,7 @@ import pytest
 
 from cvae_tf import csv_files, data, physics, simulator
 from tests.commands import call
-from tests.conftest import REPO
+from tests.conftest import REPO, wait_or_fail
 
 
 def simulate(run_command, output, *args):
@@ -154,7 +154,138 @@ def test_ctrl_c_stops_the_workers_and_leaves_no_file(tmp_path):
         _, stderr = process.communicate(timeout=60)
     assert time.monotonic() - interrupted < 5  # not after the chunks under way (~2 s each)
     assert process.returncode == 130, stderr
-    assert stderr.splitlines()[-1] == "interrupted: stopped by the user", stderr
+    assert stderr.splitlines()[-1] == (
+        f"interrupted: stopped before '{tmp_path / 'events.csv'}' was complete; no file was written"
+    ), stderr
     assert "Traceback" not in stderr
     assert not any(Path(f"/proc/{worker}").exists() for worker in workers)
     assert list(tmp_path.iterdir()) == []
+
+
+def child_processes(parent: int) -> list[int]:
+    """Ids of every process whose parent is `parent` (workers, the resource tracker), from /proc."""
+    children = []
+    for process in Path("/proc").glob("[0-9]*"):
+        try:
+            if int((process / "stat").read_text().rsplit(")", 1)[1].split()[1]) == parent:
+                children.append(int(process.name))
+        except (OSError, IndexError):  # ended meanwhile
+            continue
+    return children
+
+
+def running(process_id: int) -> bool:
+    """Whether the process exists and is not a zombie waiting for a parent to reap it."""
+    try:
+        return Path(f"/proc/{process_id}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def start_simulation(output: Path, stderr, *flags: str) -> subprocess.Popen:
+    """A long simulation on two workers in its own process group, as a shell or SLURM starts it."""
+
+    def default_signals():
+        # The stop signals' default actions even under a runner that ignores them (nohup), and
+        # a process group of its own, so that killpg reaches the workers as a terminal or a
+        # batch system does.
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_DFL)
+        os.setpgrp()
+
+    flags = ("--num_events=10000000", "--workers=2", f"--output={output}", *flags)
+    return subprocess.Popen(
+        [sys.executable, "-m", "cvae_tf.simulate", *flags],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.DEVNULL,
+        stderr=stderr,  # a file, not a pipe: a worker left alive would hold a pipe open
+        preexec_fn=default_signals,
+    )
+
+
+def temporaries(output: Path) -> list[Path]:
+    return list(output.parent.glob(f".{output.name}.*.tmp"))
+
+
+def wait_until_writing(process: subprocess.Popen, output: Path, chunks: bool = False) -> list[int]:
+    """Polls until both workers and the temporary file (with `chunks`, data in it) exist.
+
+    Returns the ids of every child process of the command.
+    """
+    deadline = time.monotonic() + 60
+    while not (
+        len(worker_processes(process.pid)) == 2
+        and any(path.stat().st_size or not chunks for path in temporaries(output))
+    ):
+        assert process.poll() is None and time.monotonic() < deadline, "never started writing"
+        time.sleep(0.02)
+    return child_processes(process.pid)
+
+
+def assert_all_end(processes: list[int], timeout_s: float = 10) -> None:
+    deadline = time.monotonic() + timeout_s
+    while left := [process for process in processes if running(process)]:
+        assert time.monotonic() < deadline, f"processes {left} outlived the command"
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize(
+    "signum, group, chunks",
+    [
+        (signal.SIGTERM, True, True),  # SLURM at a time limit, every process of the job, mid-file
+        (signal.SIGTERM, False, False),  # `kill PID` while the workers start
+        (signal.SIGHUP, True, False),  # the terminal closed
+        (signal.SIGINT, False, False),  # Ctrl-C sent to the command alone
+    ],
+)
+def test_a_stop_signal_ends_every_worker_and_removes_the_temporary_file(
+    tmp_path, signum, group, chunks
+):
+    """The signal mid-run: exit 128+N at once, one line, no worker left, nothing written."""
+    output = tmp_path / "out" / "events.csv"
+    output.parent.mkdir()
+    with open(tmp_path / "stderr", "w") as stderr:
+        process = start_simulation(output, stderr)
+        try:
+            children = wait_until_writing(process, output, chunks)
+        finally:
+            (os.killpg if group else os.kill)(process.pid, signum)
+        signalled = time.monotonic()
+        wait_or_fail(process, "the stopped simulation", timeout_s=30)
+    assert time.monotonic() - signalled < 5  # not after the chunks under way (~2 s each)
+    assert process.returncode == 128 + signum
+    lines = [
+        line
+        for line in (tmp_path / "stderr").read_text().splitlines()
+        if line and not line.startswith("simulating [")  # the progress bar
+    ]
+    name = "" if signum == signal.SIGINT else f" by {signal.Signals(signum).name}"
+    assert lines == [
+        f"interrupted{name}: stopped before '{output}' was complete; no file was written"
+    ]
+    assert list(output.parent.iterdir()) == []  # neither the file nor its temporary
+    assert len(children) >= 2
+    assert_all_end(children)
+
+
+def test_a_killed_simulation_keeps_the_old_file_and_the_next_run_removes_its_temporary(tmp_path):
+    """SIGKILL runs no cleanup: the old file stays whole, the workers die with the parent."""
+    output = tmp_path / "out" / "events.csv"
+    output.parent.mkdir()
+    output.write_text("old\n")
+    with open(tmp_path / "stderr", "w") as stderr:
+        process = start_simulation(output, stderr, "--overwrite")
+        try:
+            children = wait_until_writing(process, output)
+        finally:
+            process.kill()
+            process.wait()
+    assert output.read_text() == "old\n"
+    assert len(temporaries(output)) == 1  # abandoned: nobody could remove it
+    assert_all_end(children)
+
+    flags = ["--num_events=10", "--workers=1", f"--output={output}", "--overwrite"]
+    assert call("simulate", *flags) is None
+    assert len(pd.read_csv(output)) == 10
+    assert list(output.parent.iterdir()) == [output]  # the abandoned temporary removed
