@@ -81,29 +81,31 @@ def _in_processes(
     # by the OOM killer) instead of waiting forever. Spawned, not forked: a caller may have
     # started threads (TensorFlow does), and forking a threaded process can deadlock the child.
     window = workers * _CHUNKS_PER_WORKER
+    executor = None
+    finished = False
     # The executor's queues start multiprocessing's resource tracker and the first submissions
     # the workers. The stop signals are blocked meanwhile, a mask they inherit, so one that comes
     # while they import stays pending rather than print tracebacks from them (or, SIGHUP to the
-    # process group, kill the tracker); here it is delivered once unblocked, stopping the run.
+    # process group, kill the tracker); it is delivered once unblocked, inside the outer try, so
+    # that the workers are ended as for any other exception.
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
     try:
-        executor = concurrent.futures.ProcessPoolExecutor(
-            workers,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_start_worker,
-            initargs=(os.getpid(),),
-        )
-        # Starting the resource tracker unblocks SIGINT and SIGTERM rather than restore the mask
-        # it found (multiprocessing.resource_tracker.ensure_running): block them again.
-        signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
-        pending = collections.deque(
-            executor.submit(function, config, index, chunk_events)
-            for index in range(min(window, num_chunks))
-        )
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-    finished = False
-    try:
+        try:
+            executor = concurrent.futures.ProcessPoolExecutor(
+                workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_start_worker,
+                initargs=(os.getpid(),),
+            )
+            # Starting the resource tracker unblocks SIGINT and SIGTERM rather than restore the
+            # mask it found (multiprocessing.resource_tracker.ensure_running): block them again.
+            signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+            pending = collections.deque(
+                executor.submit(function, config, index, chunk_events)
+                for index in range(min(window, num_chunks))
+            )
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         for index in range(num_chunks):
             result = pending.popleft().result()
             if index + window < num_chunks:
@@ -111,13 +113,15 @@ def _in_processes(
             yield result
         finished = True
     finally:
-        if not finished:
-            # Any exception here or in the consumer (a signal, a failed write): stop the chunks
-            # being computed too rather than wait seconds for them. SIGKILL, as the workers ignore
-            # the stop signals. Python 3.14 has Executor.terminate_workers; 3.11 only this table.
-            for process in list(executor._processes.values()):
-                process.kill()
-        executor.shutdown(wait=True, cancel_futures=True)
+        if executor is not None:
+            if not finished:
+                # Any exception here or in the consumer (a signal, a failed write): stop the
+                # chunks being computed too rather than wait seconds for them. SIGKILL, as the
+                # workers ignore the stop signals. Python 3.14 has Executor.terminate_workers;
+                # 3.11 only this table.
+                for process in list(executor._processes.values()):
+                    process.kill()
+            executor.shutdown(wait=True, cancel_futures=True)
 
 
 # Ctrl-C, a batch system's SIGTERM, a closed terminal's SIGHUP: each may reach the whole process
