@@ -116,8 +116,8 @@ def remove_abandoned_temporaries(path: str | os.PathLike) -> list[Path]:
     path = Path(path)
     removed = []
     for candidate in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
-        try:
-            descriptor = os.open(candidate, os.O_RDONLY | os.O_NOFOLLOW)
+        try:  # NONBLOCK: opening a FIFO of that name must not wait for a writer
+            descriptor = os.open(candidate, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except OSError:  # gone meanwhile, a link, or not ours to read: leave it
             continue
         try:
