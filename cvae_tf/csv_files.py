@@ -2,6 +2,7 @@
 
 import codecs
 import csv
+import errno
 import glob
 import os
 import tempfile
@@ -12,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cvae_tf import data
+from cvae_tf import data, file_writes
 from cvae_tf.data import MOMENTUM_COLUMNS, POSITION_COLUMNS
 from cvae_tf.errors import UserInputError
 
@@ -67,32 +68,56 @@ def csv_text(frame: pd.DataFrame, header: bool = True, stream=None) -> str | Non
 
 
 def write_csv_atomically(
-    path: str | os.PathLike, frames: pd.DataFrame | Iterable[pd.DataFrame | str]
+    path: str | os.PathLike,
+    frames: pd.DataFrame | Iterable[pd.DataFrame | str],
+    reserve_bytes: int = 0,
 ) -> None:
-    """Writes a table, or a stream of same-column tables, atomically to `path` as one CSV.
+    """Writes a table, or a stream of same-column tables, atomically and durably to `path` as CSV.
 
     The tables go one at a time (one header) into a temporary file beside `path`, which is
-    renamed into place only when complete; memory holds one table at a time. A table in the
-    stream may come already as its csv_text (the header in the first only): the simulate
-    command's worker processes format their chunks so that the writer only writes.
+    fsynced and renamed into place only when complete; memory holds one table at a time. A table
+    in the stream may come already as its csv_text (the header in the first only): the simulate
+    command's worker processes format their chunks so that the writer only writes. With
+    `reserve_bytes` the disk space is reserved first, so that a full disk or a file-size limit
+    fails before the first table is made rather than after. A write that fails (full disk,
+    ulimit -f, read-only, not writable) raises file_writes.WriteError and leaves no file.
     """
     path = Path(path)
     if isinstance(frames, pd.DataFrame):
         frames = [frames]
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with file_writes.writing(path):
+        handle, temporary = tempfile.mkstemp(
+            dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
+        )
+        try:
+            with os.fdopen(handle, "w", newline="") as stream:
+                # mkstemp makes the file private (0600); give it the mode open() would have.
+                os.fchmod(handle, 0o666 & ~_umask())
+                if reserve_bytes:
+                    _reserve(handle, reserve_bytes)
+                for index, frame in enumerate(frames):
+                    if isinstance(frame, str):
+                        stream.write(frame)
+                    else:
+                        csv_text(frame, header=index == 0, stream=stream)
+                stream.flush()
+                if reserve_bytes:  # the reservation's unused tail goes
+                    os.ftruncate(handle, os.lseek(handle, 0, os.SEEK_CUR))
+                os.fsync(handle)  # the content on the disk before the name points at it
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+        file_writes.fsync_directory(path.parent)  # and the rename itself
+
+
+def _reserve(handle: int, size: int) -> None:
+    """Allocates `size` bytes of disk for the open file (its length becomes `size`)."""
     try:
-        # mkstemp makes the file private (0600); give it the mode open() would have.
-        os.fchmod(handle, 0o666 & ~_umask())
-        with os.fdopen(handle, "w", newline="") as stream:
-            for index, frame in enumerate(frames):
-                if isinstance(frame, str):
-                    stream.write(frame)
-                else:
-                    csv_text(frame, header=index == 0, stream=stream)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+        os.posix_fallocate(handle, 0, size)
+    except OSError as error:
+        if error.errno not in (errno.EINVAL, errno.EOPNOTSUPP):  # a file system that cannot
+            raise
 
 
 def _umask() -> int:
