@@ -119,8 +119,16 @@ def _in_processes(
                 # chunks being computed too rather than wait seconds for them. SIGKILL, as the
                 # workers ignore the stop signals. Python 3.14 has Executor.terminate_workers;
                 # 3.11 only this table.
-                for process in list(executor._processes.values()):
+                processes = list(executor._processes.values())
+                for process in processes:
                     process.kill()
+                for process in processes:
+                    process.join()
+                # A worker killed halfway through sending its chunk leaves part of a message in
+                # the result pipe, and the executor's reader thread would wait for the rest for
+                # ever (this process holds the pipe's write end too): close that end, so the
+                # reader meets end-of-file and the executor counts itself broken.
+                executor._result_queue._writer.close()
             executor.shutdown(wait=True, cancel_futures=True)
 
 

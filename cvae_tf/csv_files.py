@@ -2,6 +2,7 @@
 
 import codecs
 import csv
+import errno
 import fcntl
 import glob
 import os
@@ -13,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cvae_tf import data, signals
+from cvae_tf import data, file_writes, signals
 from cvae_tf.data import MOMENTUM_COLUMNS, POSITION_COLUMNS
 from cvae_tf.errors import UserInputError
 
@@ -68,40 +69,63 @@ def csv_text(frame: pd.DataFrame, header: bool = True, stream=None) -> str | Non
 
 
 def write_csv_atomically(
-    path: str | os.PathLike, frames: pd.DataFrame | Iterable[pd.DataFrame | str]
+    path: str | os.PathLike,
+    frames: pd.DataFrame | Iterable[pd.DataFrame | str],
+    reserve_bytes: int = 0,
 ) -> None:
-    """Writes a table, or a stream of same-column tables, atomically to `path` as one CSV.
+    """Writes a table, or a stream of same-column tables, atomically and durably to `path` as CSV.
 
     The tables go one at a time (one header) into a temporary file beside `path`, which is
-    renamed into place only when complete; memory holds one table at a time. A table in the
-    stream may come already as its csv_text (the header in the first only): the simulate
-    command's worker processes format their chunks so that the writer only writes.
+    fsynced and renamed into place only when complete; memory holds one table at a time. A table
+    in the stream may come already as its csv_text (the header in the first only): the simulate
+    command's worker processes format their chunks so that the writer only writes. With
+    `reserve_bytes` the disk space is reserved first, so that a full disk or a file-size limit
+    fails before the first table is made rather than after. A write that fails (full disk,
+    ulimit -f, read-only, not writable) raises file_writes.WriteError and leaves no file.
     """
     path = Path(path)
     if isinstance(frames, pd.DataFrame):
         frames = [frames]
-    remove_abandoned_temporaries(path)
-    handle, temporary = _locked_temporary(path)
+    with file_writes.writing(path):
+        remove_abandoned_temporaries(path)
+        handle, temporary = _locked_temporary(path)
+        try:
+            # mkstemp makes the file private (0600); give it the mode open() would have.
+            os.fchmod(handle, 0o666 & ~_umask())
+            with os.fdopen(handle, "w", newline="") as stream:
+                if reserve_bytes:
+                    _reserve(handle, reserve_bytes)
+                for index, frame in enumerate(frames):
+                    if isinstance(frame, str):
+                        stream.write(frame)
+                    else:
+                        csv_text(frame, header=index == 0, stream=stream)
+                stream.flush()
+                if reserve_bytes:  # the reservation's unused tail goes
+                    os.ftruncate(handle, os.lseek(handle, 0, os.SEEK_CUR))
+                os.fsync(handle)  # the content on the disk before the name points at it
+                # Renamed while still open, so locked: a file under a .tmp name is never
+                # unlocked while its writer lives, which remove_abandoned_temporaries relies on.
+                os.replace(temporary, path)
+        except KeyboardInterrupt as interrupt:  # Ctrl-C, SIGTERM, SIGHUP: see signals
+            Path(temporary).unlink(missing_ok=True)
+            kept = "the existing file is unchanged" if path.exists() else "no file was written"
+            raise signals.reworded(
+                interrupt, f"stopped before '{path}' was complete; {kept}"
+            ) from None
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+        file_writes.fsync_directory(path.parent)  # and the rename itself
+
+
+def _reserve(handle: int, size: int) -> None:
+    """Allocates `size` bytes of disk for the open file (its length becomes `size`)."""
     try:
-        # mkstemp makes the file private (0600); give it the mode open() would have.
-        os.fchmod(handle, 0o666 & ~_umask())
-        with os.fdopen(handle, "w", newline="") as stream:
-            for index, frame in enumerate(frames):
-                if isinstance(frame, str):
-                    stream.write(frame)
-                else:
-                    csv_text(frame, header=index == 0, stream=stream)
-            stream.flush()
-            # Renamed while still open, so locked: a file under a .tmp name is never unlocked
-            # while its writer lives, which is what remove_abandoned_temporaries relies on.
-            os.replace(temporary, path)
-    except KeyboardInterrupt as interrupt:  # Ctrl-C, SIGTERM, SIGHUP: see signals
-        Path(temporary).unlink(missing_ok=True)
-        kept = "the existing file is unchanged" if path.exists() else "no file was written"
-        raise signals.reworded(interrupt, f"stopped before '{path}' was complete; {kept}") from None
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+        os.posix_fallocate(handle, 0, size)
+    except OSError as error:
+        if error.errno not in (errno.EINVAL, errno.EOPNOTSUPP):  # no reservation there: write
+            raise
 
 
 def remove_abandoned_temporaries(path: str | os.PathLike) -> list[Path]:

@@ -2,6 +2,7 @@
 
 import csv
 import math
+import os
 from pathlib import Path
 
 
@@ -34,8 +35,15 @@ def _to_float(text: str) -> float:
 def write_history(path: Path, history: dict[str, list[float]]) -> None:
     """Writes per-epoch values as CSVLogger does: an epoch column (0-based), then sorted keys."""
     keys = sorted(history)
-    with open(path, "w", newline="") as stream:
-        writer = csv.writer(stream)
-        writer.writerow(["epoch", *keys])
-        for epoch, values in enumerate(zip(*(history[key] for key in keys), strict=True)):
-            writer.writerow([epoch, *values])
+    # Beside it, then renamed: a full disk mid-rewrite must not cut the file a --resume reads.
+    temporary = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(temporary, "w", newline="") as stream:
+            writer = csv.writer(stream)
+            writer.writerow(["epoch", *keys])
+            for epoch, values in enumerate(zip(*(history[key] for key in keys), strict=True)):
+                writer.writerow([epoch, *values])
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise

@@ -3,7 +3,7 @@
 import dataclasses
 from pathlib import Path
 
-from cvae_tf import csv_files, data
+from cvae_tf import csv_files, data, file_writes
 from cvae_tf.data import Events
 from cvae_tf.errors import UserInputError
 from cvae_tf.flag_fields import option
@@ -78,7 +78,7 @@ def output_option(help: str):
 def check_output_path(
     output: str | Path | None, overwrite: bool, input_path: str | Path | None = None
 ) -> Path:
-    """The --output path, once it is clear that writing it loses nothing; else UserInputError."""
+    """The --output path, once it is clear that writing it loses nothing and can succeed."""
     if not output:
         raise UserInputError("--output is required; expected a CSV path")
     path = Path(output)
@@ -90,4 +90,5 @@ def check_output_path(
         raise UserInputError(f"--output='{path}' exists; pass --overwrite to replace it")
     if not path.parent.is_dir():
         raise UserInputError(f"--output='{path}': folder '{path.parent}' is missing")
+    file_writes.check_writable(path)  # before the work: a read-only or virtual folder
     return path

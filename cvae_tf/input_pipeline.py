@@ -8,7 +8,7 @@ training and validation parts into binary files (part_files.py) that the epochs 
 import contextlib
 import dataclasses
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +20,7 @@ from cvae_tf import (
     default_data,
     diagnostics,
     event_source,
+    file_writes,
     fit_inputs,
     part_files,
     preprocessing,
@@ -150,16 +151,18 @@ def _streamed_data(
             "files first with python -m cvae_tf.align, one file or shard at a time"
         )
     # The binary copies of the training and validation parts, removed by TrainingData.close.
-    cache = tempfile.TemporaryDirectory(prefix="cvae_tf_stream_")
+    with _temporary_writes(Path(tempfile.gettempdir()) / "cvae_tf_stream_*"):
+        cache = tempfile.TemporaryDirectory(prefix="cvae_tf_stream_")
     print(
         f"Streaming {len(source.files)} data file(s): one pass for the statistics, the parts "
         f"copied to {cache.name} ...",
         flush=True,
     )
     try:
-        summary = scan(
-            source, config.model.frame, config.data.center, CHECK_SAMPLE_SIZE, Path(cache.name)
-        )
+        with _temporary_writes(Path(cache.name)):
+            summary = scan(
+                source, config.model.frame, config.data.center, CHECK_SAMPLE_SIZE, Path(cache.name)
+            )
     except BaseException:
         cache.cleanup()
         raise
@@ -189,6 +192,19 @@ def _streamed_data(
         split=None,
         close=cache.cleanup,
     )
+
+
+@contextlib.contextmanager
+def _temporary_writes(path: Path) -> Iterator[None]:
+    """file_writes.writing for the streamed parts' temporary files, saying where they go."""
+    try:
+        with file_writes.writing(path):
+            yield
+    except file_writes.WriteError as error:
+        raise file_writes.WriteError(
+            f"{error}; a streamed run copies its training and validation parts there (about a "
+            "quarter of the data's size): set TMPDIR to a folder with room"
+        ) from None
 
 
 @dataclasses.dataclass

@@ -23,7 +23,8 @@ ROW_VALUES = 18  # a PartFile row: momenta (9, a.u.), then positions (9, bohr), 
 def write_events(stream: BinaryIO, events: data.Events) -> None:
     """Appends events (n, 3, 3) to an open part file as float32 rows [n, 18]."""
     rows = np.concatenate([data.to_table(events.momenta), data.to_table(events.positions)], axis=1)
-    rows.astype(np.float32).tofile(stream)
+    # stream.write, not ndarray.tofile: tofile's error on a full disk has no errno to report.
+    stream.write(np.ascontiguousarray(rows, dtype=np.float32).data)
 
 
 @dataclasses.dataclass(frozen=True)

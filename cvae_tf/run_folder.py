@@ -11,7 +11,7 @@ import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from cvae_tf import flag_fields
+from cvae_tf import file_writes, flag_fields
 from cvae_tf.config import RESUMABLE_CHANGES, TrainConfig
 from cvae_tf.errors import UserInputError
 
@@ -39,7 +39,7 @@ def is_partial(path: Path) -> bool:
 def write_run_file(work_dir: Path, **details) -> None:
     """Writes run.json (format version and `details`); call it last, once all else is saved."""
     content = {"format_version": FORMAT_VERSION, **details}
-    (work_dir / RUN_FILE).write_text(json.dumps(content, indent=2) + "\n")
+    file_writes.write_text(work_dir / RUN_FILE, json.dumps(content, indent=2) + "\n")
 
 
 def check_complete(model_dir: Path) -> dict:
@@ -90,7 +90,8 @@ def locked_partial(path: Path, fresh: bool) -> Iterator[Path]:
         with _flock(path):
             shutil.rmtree(path)
     try:
-        path.mkdir(exist_ok=not fresh)
+        with file_writes.writing(path):
+            path.mkdir(exist_ok=not fresh)
     except FileExistsError:
         raise UserInputError(f"'{path}' was just created by another training") from None
     with _flock(path):
@@ -120,9 +121,10 @@ def publish(work_dir: Path, run_dir: Path) -> None:
     """
     if not run_dir.exists():
         os.rename(work_dir, run_dir)
-        return
-    exchange(work_dir, run_dir)
-    shutil.rmtree(work_dir)  # now the old run
+    else:
+        exchange(work_dir, run_dir)
+        shutil.rmtree(work_dir)  # now the old run
+    file_writes.fsync_directory(run_dir.parent)  # the new name reaches the disk
 
 
 _AT_FDCWD = -100
@@ -213,9 +215,8 @@ def start_or_resume(config: TrainConfig, work_dir: Path, data_digest: str) -> di
         return state
     state = {"config": _resumable_config(config), "data_sha256": data_digest}
     state["resumed_at_epochs"] = []
-    temporary = resume_file.with_suffix(".tmp")  # a kill mid-write leaves the old file whole
-    temporary.write_text(json.dumps(state, indent=2) + "\n")
-    os.replace(temporary, resume_file)
+    # Atomically: a kill mid-write leaves the old file whole.
+    file_writes.write_text(resume_file, json.dumps(state, indent=2) + "\n")
     return state
 
 

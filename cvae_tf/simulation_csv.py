@@ -4,7 +4,7 @@ import contextlib
 import dataclasses
 from pathlib import Path
 
-from cvae_tf import chunk_pool, csv_files, file_flags, simulator
+from cvae_tf import chunk_pool, csv_files, data, file_flags, simulator
 from cvae_tf.flag_fields import option
 
 
@@ -47,6 +47,18 @@ def simulate_csv(config: simulator.SimulationConfig, output: CsvOutput) -> Path:
     chunks = chunk_pool.map_chunks(
         chunk_csv, config, simulator.CHUNK_EVENTS, output.workers, progress=True
     )
+    # The file's largest possible size is reserved before the workers start (map_chunks is a
+    # generator: they start at the first chunk asked for). Stopping workers while one sends its
+    # chunk (~17 MB) left the pool waiting forever for the rest of the message, so a full disk
+    # or a reached ulimit -f hung the command; reserved, they fail at once, with no worker yet.
     with contextlib.closing(chunks):
-        csv_files.write_csv_atomically(path, chunks)
+        csv_files.write_csv_atomically(path, chunks, reserve_bytes=max_csv_bytes(config.num_events))
     return path
+
+
+def max_csv_bytes(num_events: int) -> int:
+    """An upper bound on the simulate command's file size for `num_events` events (bytes)."""
+    header = len(",".join([*data.POSITION_COLUMNS, *data.MOMENTUM_COLUMNS]))
+    # 18 values an event, each at most 19 characters in FLOAT_FORMAT ("-1.23456789012e-100")
+    # and its comma or newline: about 1.4 times the typical 260 bytes an event.
+    return header + 1 + num_events * 18 * 20

@@ -16,6 +16,7 @@ from cvae_tf import (
     epoch_history,
     evaluation,
     export,
+    file_writes,
     input_pipeline,
     model,
     plots,
@@ -98,6 +99,7 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> RunResult:
     work_dir = run_folder.partial_path(output_dir, run_name if chief else _worker_name(run_name))
     if chief:
         run_folder.check_run_name(config, run_dir, work_dir)
+    file_writes.check_writable(run_dir if chief else work_dir)  # before the data and the fit
     batch_size, learning_rate = distribution.scaled_batch_and_learning_rate(
         optimization.batch_size,
         optimization.learning_rate,
@@ -122,7 +124,8 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> RunResult:
                 jit_compile=jit_compile,
             )
 
-        output_dir.mkdir(parents=True, exist_ok=True)
+        with file_writes.writing(output_dir):
+            output_dir.mkdir(parents=True, exist_ok=True)
         with run_folder.locked_partial(work_dir, fresh=not output.resume):
             state = run_folder.start_or_resume(
                 config, work_dir, run_folder.files_digest(run_data.files)
@@ -178,15 +181,29 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> RunResult:
                 test_metrics["replicas"] = strategy.num_replicas_in_sync
                 test_metrics["global_batch_size"] = batch_size
                 _save_run(cvae, config, run_data.split, history, test_metrics, work_dir)
-                shutil.rmtree(work_dir / BACKUP_DIR, ignore_errors=True)
-                (work_dir / run_folder.RESUME_FILE).unlink()
+                file_writes.fsync_tree(work_dir)  # every file on the disk before run.json says so
                 run_folder.write_run_file(
                     work_dir,
                     resumed_at_epochs=state["resumed_at_epochs"],
                     keras_version=keras.__version__,
                     tensorflow_version=tf.__version__,
                 )
+                # Only now: a run.json the disk had no room for still leaves a resumable run.
+                shutil.rmtree(work_dir / BACKUP_DIR, ignore_errors=True)
+                (work_dir / run_folder.RESUME_FILE).unlink()
                 run_folder.publish(work_dir, run_dir)
+            except (OSError, file_writes.WriteError) as error:
+                # A full disk, a size limit or a lost folder mid-run: the last completed epoch's
+                # backup stays, as after Ctrl-C, since the fault is usually fixed in minutes.
+                failed = error
+                if isinstance(error, OSError):
+                    failed = file_writes.write_error(error, error.filename or work_dir)
+                if failed is None:
+                    raise
+                raise file_writes.WriteError(
+                    f"{failed}; the run so far is kept in '{work_dir}': once the fault is fixed, "
+                    f"continue with --run_name={run_name} --resume, or restart with --overwrite"
+                ) from None
             except DivergenceError:
                 shutil.rmtree(work_dir, ignore_errors=True)  # nothing worth resuming
                 raise
