@@ -54,10 +54,12 @@ class PredictConfig:
         for name in ("model_dir", "input", "output"):
             if not getattr(self, name):
                 raise UserInputError(f"--{name} is required")
-        if not 1 <= self.num_samples <= MAX_NUM_SAMPLES:
+        if self.num_samples < 1:
+            raise UserInputError(f"--num_samples={self.num_samples}; expected an integer ≥ 1")
+        if self.num_samples > MAX_NUM_SAMPLES:
             raise UserInputError(
-                f"--num_samples={self.num_samples}; expected an integer from 1 to "
-                f"{MAX_NUM_SAMPLES:,} (the draws of one event are held in memory at once)"
+                f"--num_samples={self.num_samples}; expected at most {MAX_NUM_SAMPLES:,} (the "
+                "draws of one event are held in memory at once)"
             )
 
 

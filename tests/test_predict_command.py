@@ -197,7 +197,7 @@ def test_predict_refuses_an_output_the_disk_cannot_hold(
 
 def test_predict_refuses_more_samples_than_one_chunk_holds(tmp_path):
     """K draws of one event are the smallest chunk: a larger K is refused, not swapped."""
-    with pytest.raises(UserInputError, match="--num_samples=1048577; expected an integer from 1"):
+    with pytest.raises(UserInputError, match="--num_samples=1048577; expected at most 1,048,576"):
         prediction.PredictConfig(
             model_dir="m", input="i", output="o", num_samples=prediction.MAX_NUM_SAMPLES + 1
         )
