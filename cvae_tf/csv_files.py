@@ -6,6 +6,7 @@ import errno
 import fcntl
 import glob
 import os
+import stat
 import tempfile
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
@@ -189,8 +190,9 @@ def read_header(path: str | os.PathLike) -> list[str]:
     path = Path(path)
     if not path.exists():
         raise UserInputError(f"data file '{path}' does not exist; expected a CSV file")
-    if path.is_dir():
-        raise UserInputError(f"data file '{path}' is a directory; expected a CSV file")
+    kind = special_file_kind(path)
+    if kind:
+        raise UserInputError(f"data file '{path}' is {kind}; expected a regular CSV file")
     try:
         with open(path, "rb") as stream:
             start = stream.read(65536)
@@ -213,6 +215,32 @@ def read_header(path: str | os.PathLike) -> list[str]:
             f"data file '{path}' starts with an empty line; expected a header line of column names"
         )
     return [name.strip() for name in header]
+
+
+# What os.stat says a path is, for every kind a reader must refuse before it opens the path.
+_SPECIAL_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO (named pipe), which would wait for a writer"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def special_file_kind(path: str | os.PathLike) -> str | None:
+    """What `path` is in words if it is no regular file (FIFO, device, socket, folder), else None.
+
+    Asked before a path is opened: opening a FIFO blocks until a writer comes, and a device such
+    as /dev/zero never ends, so these are refused by what they are rather than by what they hold.
+    """
+    try:
+        mode = os.stat(path).st_mode  # follows links: what a link points to is what is read
+    except OSError:
+        return None  # missing or unreachable: the open that follows names the reason
+    for is_kind, kind in _SPECIAL_KINDS:
+        if is_kind(mode):
+            return kind
+    return None if stat.S_ISREG(mode) else "not a regular file"
 
 
 def _check_delimiter(path: Path, header: Sequence[str], wanted: Sequence[str]) -> None:
@@ -378,6 +406,10 @@ def data_files(spec: str) -> tuple[Path, ...]:
                     "--data='shards/*.csv'"
                 )
             files.extend(matches)
+        elif special_file_kind(item):
+            raise UserInputError(
+                f"--data='{item}' is {special_file_kind(item)}; expected a regular CSV file"
+            )
         elif not Path(item).is_file():
             raise UserInputError(f"--data='{item}' is not a file; expected a CSV file")
         else:

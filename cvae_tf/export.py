@@ -5,7 +5,9 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 from absl import logging
+from google.protobuf.message import DecodeError
 
+from cvae_tf.errors import UserInputError
 from cvae_tf.model import NUM_FEATURES
 
 SAVED_MODEL_DIR = "saved_model"
@@ -44,6 +46,92 @@ def export_saved_model(cvae: keras.Model, path: str | Path) -> None:
         logging.set_verbosity(verbosity)
 
 
-def load_saved_model(path: str | Path):
-    """The exported endpoints (`.serve`, `.decode`, `.latent_dim`-free) via tf.saved_model.load."""
-    return tf.saved_model.load(str(path))
+def load_saved_model(path: str | Path, folder_flag: str = "--model_dir"):
+    """The exported endpoints (`.serve`, `.decode`, `.moments`) via tf.saved_model.load.
+
+    Only tf.saved_model.load: a SavedModel is a TensorFlow graph and its variables, nothing of
+    Python is unpickled or imported from it. A missing, truncated or garbled file in it is a
+    UserInputError naming the folder and the file, raised before any output is written: the
+    endpoints are called once on one event, which runs every variable the answers depend on.
+    """
+    path = Path(path)
+    where = f"{folder_flag}='{path.parent}'"
+    _check_saved_model_files(path, where)
+    try:
+        # The variables are restored during load (a truncated data file fails here, not later).
+        serving = tf.saved_model.load(str(path))
+    except (OSError, ValueError, IndexError, tf.errors.OpError) as error:
+        # OSError: unreadable file; ValueError: a graph without meta graphs; IndexError ("Read
+        # less bytes than requested") and OpError (DataLossError: checksum) from the variables'
+        # reader: the kinds TensorFlow 2.21 raises for the damaged files we tried.
+        raise UserInputError(
+            f"{where} has a damaged {SAVED_MODEL_DIR}/variables (truncated or garbled): "
+            f"{_first_line(error)}; retrain, or copy the run folder again"
+        ) from None
+    missing = [name for name in ENDPOINTS if not hasattr(serving, name)]
+    if missing:
+        raise UserInputError(
+            f"{where}: its SavedModel lacks the endpoints {missing}; expected a SavedModel "
+            "exported by cvae_tf.train"
+        )
+    _check_first_call(serving, where)
+    return serving
+
+
+ENDPOINTS = ("serve", "decode", "moments")
+
+
+def _check_saved_model_files(path: Path, where: str) -> None:
+    """Refuses a SavedModel folder whose files are missing or whose graph is no protobuf."""
+    from tensorflow.core.protobuf import saved_model_pb2  # the SavedModel's own message type
+
+    variables = path / "variables"
+    needed = [path / "saved_model.pb", variables / "variables.index"]
+    missing = [str(file.relative_to(path.parent)) for file in needed if not file.is_file()]
+    if not list(variables.glob("variables.data-*")):
+        missing.append(f"{SAVED_MODEL_DIR}/variables/variables.data-*")
+    if missing:
+        raise UserInputError(
+            f"{where} lacks {', '.join(missing)}: an incomplete run folder; retrain, or copy "
+            "the run folder again"
+        )
+    graph = saved_model_pb2.SavedModel()
+    try:
+        graph.ParseFromString((path / "saved_model.pb").read_bytes())
+    except OSError as error:
+        raise UserInputError(
+            f"{where} has an unreadable {SAVED_MODEL_DIR}/saved_model.pb: {error.strerror}"
+        ) from None
+    except DecodeError:
+        graph.Clear()
+    if not graph.meta_graphs:  # junk bytes, or an empty or truncated file
+        raise UserInputError(
+            f"{where} has a damaged {SAVED_MODEL_DIR}/saved_model.pb (not a SavedModel "
+            "protobuf): retrain, or copy the run folder again"
+        )
+
+
+def _check_first_call(serving, where: str) -> None:
+    """Calls `decode` on one event: deterministic, so the sampler's state stays as it was."""
+    latent_dim = serving.decode.concrete_functions[0].structured_input_signature[0][1].shape[-1]
+    try:
+        decoded = serving.decode(
+            tf.zeros((1, NUM_FEATURES), tf.float32), tf.zeros((1, latent_dim), tf.float32)
+        )
+    except (ValueError, TypeError, tf.errors.OpError) as error:
+        # ValueError/TypeError: an input signature other than cvae_tf's; OpError: a variable
+        # that fails to read at its first use.
+        raise UserInputError(
+            f"{where}: its SavedModel fails on one event: {_first_line(error)}"
+        ) from None
+    if tuple(decoded.shape) != (1, NUM_FEATURES):
+        raise UserInputError(
+            f"{where}: its SavedModel gives positions of shape {tuple(decoded.shape)} for one "
+            f"event; expected (1, {NUM_FEATURES})"
+        )
+
+
+def _first_line(error: BaseException) -> str:
+    """The first line of an error's message, at most 200 characters: one line for the user."""
+    lines = str(error).strip().splitlines() or [type(error).__name__]
+    return lines[0][:200]

@@ -61,10 +61,7 @@ def check_complete(model_dir: Path) -> dict:
             f"--model_dir='{model_dir}' has no {RUN_FILE}: not a complete run folder; expected "
             "a folder written by cvae_tf.train"
         )
-    try:
-        version = json.loads((model_dir / RUN_FILE).read_text()).get("format_version")
-    except (ValueError, AttributeError):
-        raise UserInputError(f"--model_dir='{model_dir}' has an unreadable {RUN_FILE}") from None
+    version = _read_json_object(model_dir, RUN_FILE).get("format_version")
     if version != FORMAT_VERSION:
         raise UserInputError(
             f"--model_dir='{model_dir}' was written in run format version {version}; this "
@@ -75,7 +72,40 @@ def check_complete(model_dir: Path) -> dict:
         raise UserInputError(
             f"--model_dir='{model_dir}' lacks {', '.join(missing)}: an incomplete run folder"
         )
-    return json.loads((model_dir / "config.json").read_text())
+    run_config = _read_json_object(model_dir, "config.json")
+    for name in ("position_columns", "momentum_columns"):
+        columns = run_config.get(name)
+        if not (
+            isinstance(columns, list)
+            and len(columns) == 9
+            and all(isinstance(column, str) for column in columns)
+        ):
+            raise UserInputError(
+                f"--model_dir='{model_dir}' has a damaged config.json: '{name}' is "
+                f"{json.dumps(columns)[:80]}, expected a list of 9 column names"
+            )
+    return run_config
+
+
+def _read_json_object(model_dir: Path, name: str) -> dict:
+    """The JSON object in `model_dir / name`; a garbled, non-UTF-8 or unreadable file refused."""
+    try:
+        content = json.loads((model_dir / name).read_text(encoding="utf-8"))
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError are both ValueErrors
+        raise UserInputError(
+            f"--model_dir='{model_dir}' has an unreadable {name} (not JSON text): a damaged run "
+            "folder; retrain, or copy the folder again"
+        ) from None
+    except OSError as error:
+        raise UserInputError(
+            f"--model_dir='{model_dir}' has an unreadable {name}: {error.strerror}"
+        ) from None
+    if not isinstance(content, dict):
+        raise UserInputError(
+            f"--model_dir='{model_dir}' has an unreadable {name} (a JSON {type(content).__name__}"
+            ", not an object): a damaged run folder"
+        )
+    return content
 
 
 @contextlib.contextmanager

@@ -4,10 +4,14 @@ The commands run in-process (tests/commands.py); the subprocess tests of each co
 that such an error leaves with exit code 2 and no traceback.
 """
 
+import contextlib
 import gzip
 import json
+import os
 import re
 import shutil
+import socket
+import threading
 
 import numpy as np
 import pandas as pd
@@ -319,6 +323,140 @@ def test_bad_predict_inputs(quick_run, momenta_csv, tmp_path):
         assert_refused(call("predict", *args), message)
         assert sorted(tmp_path.rglob("*")) == before, change  # nothing written
     assert existing.read_text() == "keep me\n"
+
+
+def _variables_data(folder):
+    return next((folder / "saved_model" / "variables").glob("variables.data-*"))
+
+
+def _halve(path):
+    os.truncate(path, path.stat().st_size // 2)
+
+
+def _garble(path, offset=0):
+    with open(path, "r+b") as stream:
+        stream.seek(offset)
+        stream.write(b"\xff" * 64)
+
+
+# Name → (how the copied run folder is damaged, what the message must say besides the folder).
+DAMAGED_MODELS = {
+    "saved_model.pb junk": (
+        lambda f: (f / "saved_model" / "saved_model.pb").write_bytes(b"not a protobuf" * 9),
+        r"damaged saved_model/saved_model.pb \(not a SavedModel protobuf\)",
+    ),
+    "saved_model.pb truncated": (
+        lambda f: _halve(f / "saved_model" / "saved_model.pb"),
+        "damaged saved_model/saved_model.pb",
+    ),
+    "saved_model.pb empty": (
+        lambda f: os.truncate(f / "saved_model" / "saved_model.pb", 0),
+        "damaged saved_model/saved_model.pb",
+    ),
+    "variables.index missing": (
+        lambda f: (f / "saved_model" / "variables" / "variables.index").unlink(),
+        "lacks saved_model/variables/variables.index: an incomplete run folder",
+    ),
+    "variables.index junk": (
+        lambda f: (f / "saved_model" / "variables" / "variables.index").write_bytes(b"junk"),
+        r"damaged saved_model/variables \(truncated or garbled\)",
+    ),
+    "variables.data truncated": (
+        lambda f: _halve(_variables_data(f)),
+        r"damaged saved_model/variables \(truncated or garbled\)",
+    ),
+    "variables.data missing": (
+        lambda f: _variables_data(f).unlink(),
+        r"lacks saved_model/variables/variables.data-\*",
+    ),
+    "variables.data garbled": (
+        lambda f: _garble(_variables_data(f)),
+        r"damaged saved_model/variables \(truncated or garbled\)",
+    ),
+    "config.json garbled": (
+        lambda f: (f / "config.json").write_text("{not json"),
+        "has an unreadable config.json",
+    ),
+    "config.json without columns": (
+        lambda f: (f / "config.json").write_text('{"seed": 0}'),
+        "damaged config.json: 'position_columns' is null, expected a list of 9 column names",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DAMAGED_MODELS))
+def test_damaged_model_folders_are_refused(quick_run, momenta_csv, tmp_path, case):
+    """A truncated, garbled or missing file of a run folder: one line naming folder and file."""
+    run_dir, _ = quick_run
+    damage, message = DAMAGED_MODELS[case]
+    damaged = damaged_copy(run_dir, tmp_path, "damaged", damage)
+    output = tmp_path / "out.csv"
+    before = sorted(tmp_path.rglob("*"))
+    given = call(
+        "predict", f"--model_dir={damaged}", f"--input={momenta_csv}", f"--output={output}"
+    )
+    assert_refused(given, re.escape(f"--model_dir='{damaged}'"), message)
+    assert sorted(tmp_path.rglob("*")) == before  # nothing written
+
+
+class _FifoUnblocker:
+    """Opens a FIFO's writing end, then closes it, once a reader waits: a test cannot hang.
+
+    A non-blocking open for writing succeeds only while the FIFO has a reader; the reader then
+    sees the end of the file.
+    """
+
+    def __init__(self, path):
+        self.path, self.done = path, threading.Event()
+        self.thread = threading.Thread(target=self._poll, daemon=True)
+
+    def _poll(self):
+        while not self.done.wait(0.1):
+            try:
+                os.close(os.open(self.path, os.O_WRONLY | os.O_NONBLOCK))
+            except OSError:  # ENXIO: no reader yet
+                continue
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.done.set()
+        self.thread.join()
+
+
+def make_special_file(tmp_path, kind):
+    """A path that is no regular file: a FIFO, a bound UNIX socket, or /dev/zero."""
+    if kind == "/dev/zero":
+        return "/dev/zero"
+    path = tmp_path / f"{kind}.csv"
+    if kind == "FIFO":
+        os.mkfifo(path)
+    else:
+        server = socket.socket(socket.AF_UNIX)
+        server.bind(str(path))
+        server.close()  # the socket file stays
+    return str(path)
+
+
+SPECIAL_KINDS = {
+    "FIFO": r"is a FIFO \(named pipe\)",
+    "socket": "is a socket",
+    "/dev/zero": "is a character device",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(SPECIAL_KINDS))
+@pytest.mark.parametrize("command", ["train", "check_data", "align", "predict"])
+def test_files_that_are_not_regular_are_refused_before_reading(quick_run, tmp_path, command, kind):
+    """FIFOs, sockets and devices: named with their kind before any read could block or run."""
+    path = make_special_file(tmp_path, kind)
+    output = tmp_path / "out"
+    with _FifoUnblocker(path) if kind == "FIFO" else contextlib.nullcontext():
+        message = call(*command_args(command, path, tmp_path, quick_run[0]))
+    assert_refused(message, re.escape(path), SPECIAL_KINDS[kind], "expected a regular CSV file")
+    assert not output.exists()
 
 
 def test_predict_overwrite_replaces_an_existing_output(quick_run, momenta_csv, tmp_path):

@@ -204,7 +204,7 @@ def test_data_files_path_glob_and_list(shards, tmp_path):
     "spec, message",
     [
         ("{folder}/nothing-*.csv", "matches no file; expected CSV files"),
-        ("{folder}", "is not a file; expected a CSV file"),
+        ("{folder}", "is a directory; expected a regular CSV file"),
         ("{folder}/part-00.csv,{folder}/part-0*.csv", "more than once"),
         (" , ", "names no file"),
     ],

@@ -1,13 +1,18 @@
 """The exported SavedModel and `python -m cvae_tf.predict`."""
 
+import os
+import shutil
 import subprocess
 import sys
+import tracemalloc
 
 import keras
 import numpy as np
 import pandas as pd
+import pytest
 
-from cvae_tf import csv_files, data, export
+from cvae_tf import csv_files, data, export, prediction
+from cvae_tf.errors import UserInputError
 
 
 def momenta_csv(events_csv, tmp_path, rows=25, shuffle_columns=True):
@@ -111,3 +116,88 @@ def test_predict_refusals_exit_2_with_one_line(quick_run, events_csv, tmp_path, 
         assert "Traceback" not in result.stderr
     assert existing.read_text() == "keep me\n"
     assert not (tmp_path / "out.csv").exists()
+
+
+def test_predict_refuses_a_fifo_input_without_waiting(quick_run, tmp_path):
+    """A named pipe as --input is refused by its kind: opening it would wait for a writer."""
+    run_dir, _ = quick_run
+    fifo = tmp_path / "momenta.csv"
+    os.mkfifo(fifo)
+    arguments = [f"--model_dir={run_dir}", f"--input={fifo}", f"--output={tmp_path / 'out.csv'}"]
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "cvae_tf.predict", *arguments],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("predict waited on the FIFO for 60 s")
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr.strip().splitlines() == [
+        f"error: data file '{fifo}' is a FIFO (named pipe), which would wait for a writer; "
+        "expected a regular CSV file"
+    ]
+
+
+class _NumpyServing:
+    """The SavedModel's endpoints in numpy, for memory accounting: mean = momenta, variance 1."""
+
+    def serve(self, momenta):
+        return np.asarray(momenta)
+
+    def moments(self, momenta):
+        momenta = np.asarray(momenta)
+        return np.concatenate([momenta, np.ones_like(momenta)], axis=1)
+
+
+def test_predict_streams_many_samples_in_bounded_memory(
+    quick_run, events_csv, tmp_path, monkeypatch
+):
+    """300 events × 15,000 samples (4.5 million draws, ~2.5 GB held at once before streaming)
+    stay under 1 GB of numpy memory: the chunks hold at most ROW_BUDGET draws."""
+    run_dir, _ = quick_run
+    input_path, _ = momenta_csv(events_csv, tmp_path, rows=300)
+    monkeypatch.setattr(export, "load_saved_model", lambda *args, **kwargs: _NumpyServing())
+    config = prediction.PredictConfig(
+        model_dir=str(run_dir),
+        input=str(input_path),
+        output=str(tmp_path / "out.csv"),
+        num_samples=15_000,
+    )
+    tracemalloc.start()
+    try:
+        written = prediction.predict_file(config)
+        _, peak_bytes = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert written.num_events == 300
+    assert peak_bytes < 1e9, f"peak {peak_bytes / 1e9:.2f} GB"
+    predicted = pd.read_csv(tmp_path / "out.csv")
+    np.testing.assert_allclose(predicted["cx_std"], 1.0)  # the variance-one stub, exactly
+    assert len(predicted) == 300
+
+
+def test_predict_refuses_an_output_the_disk_cannot_hold(
+    quick_run, events_csv, tmp_path, monkeypatch
+):
+    """Refused up front with the figures, before the model loads or a byte is written."""
+    run_dir, _ = quick_run
+    input_path, _ = momenta_csv(events_csv, tmp_path, rows=25)
+    free = shutil.disk_usage(tmp_path)._replace(free=1000)
+    config = prediction.PredictConfig(
+        model_dir=str(run_dir), input=str(input_path), output=str(tmp_path / "out.csv")
+    )
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: free)
+    with pytest.raises(UserInputError, match=r"25 events × 9 columns need about 0\.00 GB"):
+        prediction.predict_file(config)
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_predict_refuses_more_samples_than_one_chunk_holds(tmp_path):
+    """K draws of one event are the smallest chunk: a larger K is refused, not swapped."""
+    with pytest.raises(UserInputError, match="--num_samples=1048577; expected at most 1,048,576"):
+        prediction.PredictConfig(
+            model_dir="m", input="i", output="o", num_samples=prediction.MAX_NUM_SAMPLES + 1
+        )
