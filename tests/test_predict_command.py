@@ -2,8 +2,10 @@
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 import tracemalloc
 
 import keras
@@ -13,6 +15,7 @@ import pytest
 
 from cvae_tf import csv_files, data, export, prediction
 from cvae_tf.errors import UserInputError
+from tests.conftest import REPO
 
 
 def momenta_csv(events_csv, tmp_path, rows=25, shuffle_columns=True):
@@ -201,3 +204,42 @@ def test_predict_refuses_more_samples_than_one_chunk_holds(tmp_path):
         prediction.PredictConfig(
             model_dir="m", input="i", output="o", num_samples=prediction.MAX_NUM_SAMPLES + 1
         )
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_predict_stopped_by_a_signal_writes_nothing(quick_run, events_csv, tmp_path, signum):
+    """A scheduler's SIGTERM (or a closed terminal's SIGHUP) mid-predict: 128+N, one line, no file.
+
+    600 events tiled to 30,000 with 64 samples each: several chunks, seconds of work, so the
+    signal arrives while the temporary output is being written.
+    """
+    run_dir, _ = quick_run
+    frame = pd.read_csv(events_csv)[list(data.MOMENTUM_COLUMNS)]
+    momenta = tmp_path / "momenta.csv"
+    pd.concat([frame] * 50).to_csv(momenta, index=False)
+    output = tmp_path / "out" / "positions.csv"
+    output.parent.mkdir()
+    flags = [f"--model_dir={run_dir}", f"--input={momenta}", f"--output={output}"]
+    with open(tmp_path / "stderr", "w") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "cvae_tf.predict", *flags, "--num_samples=64"],
+            cwd=REPO,
+            env={**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"},
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+        deadline = time.monotonic() + 120
+        while not list(output.parent.glob(".positions.csv.*.tmp")):
+            assert process.poll() is None, "predict ended before writing"
+            assert time.monotonic() < deadline, "predict never started writing"
+            time.sleep(0.02)
+        process.send_signal(signum)
+        process.wait(timeout=60)
+    assert process.returncode == 128 + signum
+    lines = [line for line in (tmp_path / "stderr").read_text().splitlines() if line]
+    name = signal.Signals(signum).name
+    assert lines[-1] == (
+        f"interrupted by {name}: stopped before '{output}' was complete; no file was written"
+    )
+    assert not any("Traceback" in line for line in lines)
+    assert list(output.parent.iterdir()) == []  # neither the file nor its temporary
