@@ -155,7 +155,12 @@ def test_predict_on_a_full_disk_leaves_no_file(quick_run, events_csv, tmp_path):
         disk=disk,
         disk_bytes=16 * 1024,
     )
-    assert_one_line_error(result, disk / "positions.csv", DISK_FULL)
+    # Refused up front: the output's estimated size (events × columns × 20 bytes) against the
+    # disk's free space, before the model is loaded; nothing was written, nothing is left.
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr[-3000:]
+    assert lines[0].startswith(f"error: --output='{disk / 'positions.csv'}': 600 events"), lines
+    assert "free space or choose another --output folder" in lines[0]
     assert (tmp_path / "disk.left").read_text() == ""
 
 
