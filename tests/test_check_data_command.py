@@ -1,10 +1,18 @@
 """`python -m cvae_tf.check_data` and `python -m cvae_tf.align` as a user runs them."""
 
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from cvae_tf import csv_files, data, simulator
+from tests.conftest import REPO
 from tests.frame_mismatch import frame_mismatched_events
 
 # Another group's naming, exported with a space after every comma ("cx, cy, ...").
@@ -122,3 +130,41 @@ def test_check_data_bad_input_is_one_line_and_exit_2(run_command, events_csv, ar
     result = run_command("check_data", f"--data={events_csv}", *args)  # a later --data wins
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
+
+
+def _cpu_seconds(process_id: int) -> float:
+    """User + system CPU time the process has used so far, from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{process_id}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_align_stopped_by_sigterm_mid_run_ends_with_one_line_and_nothing_written(
+    events_csv, tmp_path
+):
+    """SIGTERM while align works through 120,000 events: exit 143, one line, no file."""
+    frame = pd.read_csv(events_csv)
+    many = tmp_path / "many.csv"
+    pd.concat([frame] * 200).to_csv(many, index=False)
+    output = tmp_path / "out" / "aligned.csv"
+    output.parent.mkdir()
+    flags = [f"--data={many}", f"--output={output}"]
+    with open(tmp_path / "stderr", "w") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "cvae_tf.align", *flags],
+            cwd=REPO,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+        deadline = time.monotonic() + 120
+        # Past the imports and into the work: reading 120,000 events and exploding them.
+        while _cpu_seconds(process.pid) < 4.0:
+            assert process.poll() is None, "the command ended before the signal"
+            assert time.monotonic() < deadline, "the command never got to work"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+    assert process.returncode == 128 + signal.SIGTERM
+    lines = [line for line in (tmp_path / "stderr").read_text().splitlines() if line]
+    assert len(lines) == 1 and lines[0].startswith("interrupted by SIGTERM: "), lines
+    assert list(output.parent.iterdir()) == []
