@@ -231,23 +231,11 @@ def test_ctrl_c_keeps_the_partial_run_for_resume_and_overwrite_restarts_it(
 def test_killed_training_leaves_nothing_predict_accepts_and_resumes(
     events_csv, quick_run, tmp_path, capsys
 ):
-    flags = [f"--flagfile={REPO / 'flags' / 'quick.cfg'}", f"--data={events_csv}"]
-    flags += [f"--output_dir={tmp_path}", "--run_name=long"]
-    flags += ["--nojit_compile", "--nocheck_data", "--patience=999"]
-    backup = run_folder.partial_path(tmp_path, "long") / training.BACKUP_DIR
-    metadata = backup / "training_metadata.json"  # keras BackupAndRestore's epoch record
-    process = subprocess.Popen(
-        [sys.executable, "-m", "cvae_tf.train", *flags, "--epochs=100000"],
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    flags = _long_training_flags(events_csv, tmp_path)
+    metadata = _backup_metadata(tmp_path)
+    process = _start_long_training(flags, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 120
-        while not _completed_epochs(metadata) >= 2:
-            assert process.poll() is None and time.monotonic() < deadline, "training never ran"
-            time.sleep(0.02)
+        _wait_for_epochs(process, metadata, 2)
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait()
@@ -283,6 +271,44 @@ def test_killed_training_leaves_nothing_predict_accepts_and_resumes(
     )
 
 
+def _long_training_flags(events_csv, output_dir) -> list[str]:
+    """The quick flagfile's training, run "long" into `output_dir`, without early stopping."""
+    return [
+        f"--flagfile={REPO / 'flags' / 'quick.cfg'}",
+        f"--data={events_csv}",
+        f"--output_dir={output_dir}",
+        "--run_name=long",
+        "--nojit_compile",
+        "--nocheck_data",
+        "--patience=999",
+    ]
+
+
+def _backup_metadata(output_dir):
+    """keras BackupAndRestore's epoch record in the "long" run's partial folder."""
+    partial = run_folder.partial_path(output_dir, "long")
+    return partial / training.BACKUP_DIR / "training_metadata.json"
+
+
+def _start_long_training(flags, **popen) -> subprocess.Popen:
+    """`python -m cvae_tf.train` for (nearly) ever, in a subprocess."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "cvae_tf.train", *flags, "--epochs=100000"],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"},
+        stdout=subprocess.DEVNULL,
+        **popen,
+    )
+
+
+def _wait_for_epochs(process: subprocess.Popen, metadata, epochs: int) -> None:
+    """Polls until the backup records `epochs` completed epochs (two minutes' deadline)."""
+    deadline = time.monotonic() + 120
+    while not _completed_epochs(metadata) >= epochs:
+        assert process.poll() is None and time.monotonic() < deadline, "training never ran"
+        time.sleep(0.02)
+
+
 def _completed_epochs(metadata) -> int:
     try:
         return json.loads(metadata.read_text())["epoch"]
@@ -292,25 +318,16 @@ def _completed_epochs(metadata) -> int:
 
 def test_sigterm_keeps_the_partial_run_says_how_to_resume_and_exits_143(events_csv, tmp_path):
     """SLURM's SIGTERM at a time limit ends training as Ctrl-C does, with the code 128 + 15."""
-    flags = [f"--flagfile={REPO / 'flags' / 'quick.cfg'}", f"--data={events_csv}"]
-    flags += [f"--output_dir={tmp_path}", "--run_name=long", "--epochs=100000"]
-    flags += ["--nojit_compile", "--nocheck_data", "--patience=999"]
     partial = run_folder.partial_path(tmp_path, "long")
-    metadata = partial / training.BACKUP_DIR / "training_metadata.json"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "cvae_tf.train", *flags],
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"},
-        stdout=subprocess.DEVNULL,
+    metadata = _backup_metadata(tmp_path)
+    process = _start_long_training(
+        _long_training_flags(events_csv, tmp_path),
         stderr=subprocess.PIPE,
         text=True,
         preexec_fn=lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL),
     )
     try:
-        deadline = time.monotonic() + 120
-        while not _completed_epochs(metadata) >= 1:
-            assert process.poll() is None and time.monotonic() < deadline, "training never ran"
-            time.sleep(0.02)
+        _wait_for_epochs(process, metadata, 1)
     finally:
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=60)
