@@ -24,8 +24,8 @@ _BLOCK_EVENTS = 8192
 # geometries are redrawn (the bound keeps the redraw loop finite even when spread ≫ mean).
 _MIN_BOND_FRACTION = 0.1
 
-# Pair order of physics.PAIRS: CO, CS, OS; their charge products and the sum Σ q_i q_j.
-_PAIR_CHARGES = np.array([physics.CHARGES[i] * physics.CHARGES[j] for i, j in physics.PAIRS])
+# Pair order of molecule.all_pairs: CO, CS, OS; their charge products q_i q_j.
+_PAIR_CHARGES = physics.pair_charge_products()
 
 # The integrator works in relative coordinates u = r_O − r_C, w = r_S − r_C, which carry all the
 # dynamics; (u, w, w − u) are the CO, CS and OS pair vectors. With f_p = pair vector / |pair|³,
