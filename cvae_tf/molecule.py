@@ -241,12 +241,12 @@ class Molecule:
 
     @property
     def bond_names(self) -> tuple[str, ...]:
-        """"C–O" for each bond."""
+        """ "C–O" for each bond."""
         return tuple(f"{self.labels[i]}–{self.labels[j]}" for i, j in self.bonds)
 
     @property
     def angle_names(self) -> tuple[str, ...]:
-        """"O–C–S" for each angle."""
+        """ "O–C–S" for each angle."""
         return tuple("–".join(self.labels[index] for index in triple) for triple in self.angles)
 
     @property
@@ -320,13 +320,15 @@ def from_dict(values: dict, where: str = "molecule") -> "Molecule":
         raise UserInputError(f"{where}: expected a JSON object with 'atoms' and 'charges'")
     unknown = sorted(set(values) - _FILE_KEYS)
     if unknown:
-        raise UserInputError(f"{where}: unknown keys {unknown}; expected some of {sorted(_FILE_KEYS)}")
+        raise UserInputError(
+            f"{where}: unknown keys {unknown}; expected some of {sorted(_FILE_KEYS)}"
+        )
     for key in ("atoms", "charges"):
         if key not in values or not isinstance(values[key], list):
             raise UserInputError(f"{where}: '{key}' is missing or not a list")
     labels = tuple(values["atoms"])
     if not all(isinstance(label, str) for label in labels):
-        raise UserInputError(f"{where}: 'atoms' must be strings such as \"C\", \"Br\"")
+        raise UserInputError(f'{where}: \'atoms\' must be strings such as "C", "Br"')
     masses = values.get("masses")
     if masses is None:
         masses = [standard_mass(label) for label in labels]
@@ -405,7 +407,9 @@ def _numbers(name: str, values: tuple[str, ...]) -> tuple[float, ...]:
     try:
         return tuple(float(value) for value in values)
     except ValueError:
-        raise UserInputError(f"--{name}={','.join(values)}; expected comma-separated numbers") from None
+        raise UserInputError(
+            f"--{name}={','.join(values)}; expected comma-separated numbers"
+        ) from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -427,7 +431,8 @@ class MoleculeConfig:
         show_default=False,
     )
     masses: tuple[str, ...] = option(
-        (), "Fragment masses, electron masses, in --atoms order. Default: the molecule's.",
+        (),
+        "Fragment masses, electron masses, in --atoms order. Default: the molecule's.",
         show_default=False,
     )
     charges: tuple[str, ...] = option(
