@@ -4,6 +4,7 @@ import numpy as np
 
 from cvae_tf import data, physics, simulator
 from cvae_tf.errors import UserInputError
+from cvae_tf.molecule import OCS, Molecule
 
 
 def kabsch_rotations(
@@ -61,13 +62,13 @@ def relative_mismatch(momenta: np.ndarray, reference: np.ndarray) -> np.ndarray:
     return difference / np.linalg.norm(np.reshape(reference, (len(reference), -1)), axis=-1)
 
 
-def center_positions(positions: np.ndarray) -> np.ndarray:
-    """Positions (..., 3 atoms, 3 axes) in bohr relative to their centre of mass."""
-    return positions - physics.center_of_mass(positions)[..., None, :]
+def center_positions(positions: np.ndarray, masses: np.ndarray = physics.MASSES) -> np.ndarray:
+    """Positions (..., fragments, 3 axes) in bohr relative to their centre of mass."""
+    return positions - physics.center_of_mass(positions, masses)[..., None, :]
 
 
 def superposition_rmsd(predicted_positions: np.ndarray, true_positions: np.ndarray) -> np.ndarray:
-    """RMSD in bohr over the three atoms after optimal superposition, per event.
+    """RMSD in bohr over the fragments after optimal superposition, per event.
 
     Both geometries are centred on their plain centroid and the predicted one rotated onto the
     true one (Kabsch), so the figure ignores frame and origin conventions.
@@ -78,10 +79,11 @@ def superposition_rmsd(predicted_positions: np.ndarray, true_positions: np.ndarr
     return np.sqrt(np.mean(np.sum(np.square(superposed - true), axis=-1), axis=-1))
 
 
-def align_events(events: data.Events) -> tuple[data.Events, np.ndarray]:
+def align_events(events: data.Events, fragments: Molecule = OCS) -> tuple[data.Events, np.ndarray]:
     """Positions rotated into their momenta's frame and centred on the centre of mass.
 
-    For each event the centred positions are exploded with the simulator, and the rotation that
+    For each event the centred positions are exploded with the simulator (the molecule's
+    masses and charges), and the rotation that
     best maps the simulated momenta onto the given ones (Kabsch, equal weights) is applied to the
     positions: the explosion commutes with rotations, so the rotated positions explode into
     momenta as close to the given ones as the physics allows.
@@ -91,7 +93,8 @@ def align_events(events: data.Events) -> tuple[data.Events, np.ndarray]:
         |R·p_simulated − p_given| / |p_given| (norms over all nine components).
     """
     with np.errstate(divide="ignore"):
-        coincident = np.flatnonzero(~np.isfinite(physics.potential_energy(events.positions)))
+        potential = physics.potential_energy(events.positions, fragments.charge_array)
+        coincident = np.flatnonzero(~np.isfinite(potential))
     if coincident.size:
         listed = ", ".join(str(row + 1) for row in coincident[:5])
         more = ", ..." if coincident.size > 5 else ""
@@ -99,8 +102,8 @@ def align_events(events: data.Events) -> tuple[data.Events, np.ndarray]:
             f"{coincident.size} events (data rows {listed}{more}) "
             "have coincident atoms, which cannot be exploded; expected distinct positions"
         )
-    centred = center_positions(events.positions)
-    simulated = simulator.explode(centred)
+    centred = center_positions(events.positions, fragments.mass_array)
+    simulated = simulator.explode(centred, fragments=fragments)
     rotations = kabsch_rotations(simulated, events.momenta)
     residual = relative_mismatch(rotate(rotations, simulated), events.momenta)
     return data.Events(positions=rotate(rotations, centred), momenta=events.momenta), residual

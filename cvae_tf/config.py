@@ -13,11 +13,12 @@ from absl import flags
 from cvae_tf import csv_files, distribution, flag_fields, frames, model, preprocessing, sampling
 from cvae_tf.errors import UserInputError
 from cvae_tf.file_flags import (
-    check_column_names,
     momentum_columns_option,
     position_columns_option,
+    resolve_columns,
 )
 from cvae_tf.flag_fields import option
+from cvae_tf.molecule import OCS, Molecule, MoleculeConfig
 
 CENTERS = ("none", "com")
 DATA_LOADINGS = ("auto", "memory", "stream")
@@ -66,6 +67,11 @@ class DataConfig:
         "Streamed data only: events in the buffer the training part is shuffled through each "
         "epoch (in-memory data are shuffled whole).",
     )
+    # The molecule the flags describe, resolved once when the configuration is validated (None
+    # before); not a flag.
+    molecule: Molecule | None = None
+
+    fragments: MoleculeConfig = MoleculeConfig()
     position_columns: tuple[str, ...] = position_columns_option()
     momentum_columns: tuple[str, ...] = momentum_columns_option()
     train_fraction: float = option(
@@ -128,7 +134,7 @@ class ModelConfig:
     beta: float = option(
         1.0,
         "Weight β of the KL divergence in the loss. Both terms are per event: the decoder's "
-        "Gaussian negative log-likelihood summed over the 9 coordinates, the KL summed over the "
+        "Gaussian negative log-likelihood summed over the coordinates, the KL summed over the "
         "latent dimensions, so β = 1 weighs them as the standard VAE does (the negative "
         "evidence lower bound; with --prior_weight=0 --nll_beta=0 the objective is exactly "
         "that).",
@@ -440,9 +446,23 @@ def _checked_data(part: DataConfig) -> DataConfig:
             f"--train_fraction + --val_fraction = {part.train_fraction + part.val_fraction:g}"
             " leaves no test events; expected a sum below 1"
         )
-    check_column_names(part.position_columns, part.momentum_columns)
+    molecule = part.fragments.resolve()
+    if not part.data and not molecule.same_fragments(OCS):
+        raise UserInputError(
+            f"--data is empty, so the embedded OCS data would be used, but the molecule is "
+            f"{molecule.describe()}; give --data (python -m cvae_tf.simulate writes such a file)"
+        )
+    position_columns, momentum_columns = resolve_columns(
+        part.position_columns, part.momentum_columns, molecule
+    )
     files = csv_files.data_files(part.data) if part.data else ()
-    return dataclasses.replace(part, files=files)
+    return dataclasses.replace(
+        part,
+        files=files,
+        molecule=molecule,
+        position_columns=position_columns,
+        momentum_columns=momentum_columns,
+    )
 
 
 def _is_usable_activation(name: str) -> bool:

@@ -29,8 +29,9 @@ def align_file(config: AlignConfig) -> tuple[np.ndarray, np.ndarray]:
     input_path = config.events.path
     output_path = file_flags.check_output_path(config.output, config.overwrite, input_path)
     events = config.events.load()
-    aligned, after = alignment.align_events(events)  # first: it refuses coincident atoms
-    before = metrics.forward_momentum_error(events.positions, events.momenta)
+    fragments = config.events.molecule
+    aligned, after = alignment.align_events(events, fragments)  # first: refuses coincident atoms
+    before = metrics.forward_momentum_error(events.positions, events.momenta, fragments)
     # Read again as text (load_events has validated it) so untouched columns keep their digits.
     frame = pd.read_csv(
         input_path,
@@ -42,7 +43,7 @@ def align_file(config: AlignConfig) -> tuple[np.ndarray, np.ndarray]:
     )
     frame.columns = csv_files.read_header(input_path)
     positions = data.to_table(aligned.positions).T
-    for column, values in zip(config.events.position_columns, positions, strict=True):
+    for column, values in zip(config.events.columns[0], positions, strict=True):
         frame[column] = values
     csv_files.write_csv_atomically(output_path, frame)
     return before, after

@@ -9,6 +9,7 @@ from cvae_tf import alignment, data, physics, simulator
 from cvae_tf.errors import UserInputError
 from cvae_tf.file_flags import EventFileConfig
 from cvae_tf.flag_fields import option
+from cvae_tf.molecule import OCS, Molecule
 
 # The model's target accuracy in bohr: a centre-of-mass spread above it cannot be learned.
 TARGET_ACCURACY = 0.01
@@ -67,7 +68,7 @@ class DataVerdict:
     energy_ratio: float  # median KE/PE
     energy_ratio_spread: float  # robust relative spread of KE/PE across events
     momentum_balance: float  # median |Σp| / Σ|p_i|
-    magnitude_ratios: tuple[float, float, float]  # median |p_given|/|p_simulated| for C, O, S
+    magnitude_ratios: tuple[float, ...]  # median |p_given|/|p_simulated| per fragment
     magnitude_deviation: float  # median | |p_given|/|p_simulated| − 1 | over all fragments
     rotation_angle: float  # median angle (degrees) of the rotation simulated → given momenta
     # Median |s·p_simulated − p_given| / |p_given| with s = |p_given|/|p_simulated| per event (norms
@@ -77,17 +78,23 @@ class DataVerdict:
     com_spread: float  # RMS over events of the centre of mass about its mean, bohr
     problems: list[str] = dataclasses.field(default_factory=list)
     recommended_flags: list[str] = dataclasses.field(default_factory=list)
+    labels: tuple[str, ...] = OCS.labels  # the fragments, in the order of magnitude_ratios
+
+    def _magnitudes(self, digits: int) -> str:
+        return ", ".join(
+            f"{label} {ratio:.{digits}g}"
+            for label, ratio in zip(self.labels, self.magnitude_ratios, strict=True)
+        )
 
     def format(self) -> str:
         """A short verdict: the figures, then the problems and the recommended flags."""
-        c, o, s = self.magnitude_ratios
         lines = [
             f"Data check on {self.num_checked} of {self.num_events} events:",
             f"  energy       |KE−PE|/KE median {self.energy_diff_median:.2g}, 95th percentile "
             f"{self.energy_diff_p95:.2g}; KE/PE {self.energy_ratio:.6g} "
             f"(relative spread {self.energy_ratio_spread:.2g})",
             f"  balance      |Σp|/Σ|p_i| median {self.momentum_balance:.2g}",
-            f"  magnitudes   |p_given|/|p_simulated| median C {c:.6g}, O {o:.6g}, S {s:.6g}",
+            f"  magnitudes   |p_given|/|p_simulated| median {self._magnitudes(6)}",
             f"  directions   rotation simulated→given median {self.rotation_angle:.3g}°; "
             f"direction mismatch {self.direction_mismatch_before:.2g} before, "
             f"{self.direction_mismatch_after:.2g} after it",
@@ -122,16 +129,21 @@ class CheckDataConfig:
 
 def check_file(config: CheckDataConfig) -> DataVerdict:
     """The verdict on a random sample of the events in one CSV file."""
-    return check_events(config.events.load(), config.sample_size, config.seed)
+    return check_events(
+        config.events.load(), config.sample_size, config.seed, config.events.molecule
+    )
 
 
-def check_events(events: data.Events, sample_size: int = 2000, seed: int = 0) -> DataVerdict:
+def check_events(
+    events: data.Events, sample_size: int = 2000, seed: int = 0, fragments: Molecule = OCS
+) -> DataVerdict:
     """Checks a random sample of events against the physics the model assumes.
 
     Args:
-        events: positions (bohr) and momenta (a.u.), each (events, 3 atoms, 3 axes).
+        events: positions (bohr) and momenta (a.u.), each (events, fragments, 3 axes).
         sample_size: events checked at most (each one is exploded by the simulator).
         seed: seed of the sample.
+        fragments: the molecule, whose masses and charges the physics uses.
 
     Returns:
         The verdict, with its figures, problems and recommended flags.
@@ -152,8 +164,8 @@ def check_events(events: data.Events, sample_size: int = 2000, seed: int = 0) ->
 
     problems = []
     with np.errstate(divide="ignore", invalid="ignore"):
-        kinetic = physics.kinetic_energy(momenta)
-        potential = physics.potential_energy(positions)
+        kinetic = physics.kinetic_energy(momenta, fragments.mass_array)
+        potential = physics.potential_energy(positions, fragments.charge_array)
     usable = np.isfinite(potential) & (kinetic > 0)
     if not usable.all():
         problems.append(
@@ -174,7 +186,7 @@ def check_events(events: data.Events, sample_size: int = 2000, seed: int = 0) ->
         np.linalg.norm(momenta, axis=-1), axis=-1
     )
 
-    simulated = simulator.explode(positions)
+    simulated = simulator.explode(positions, fragments=fragments)
     magnitude_ratios = np.linalg.norm(momenta, axis=-1) / np.linalg.norm(simulated, axis=-1)
     rotations = alignment.kabsch_rotations(simulated, momenta)
     # Rotations are blind to a common scale; the mismatch is made blind to it too.
@@ -183,7 +195,7 @@ def check_events(events: data.Events, sample_size: int = 2000, seed: int = 0) ->
     mismatch_before = alignment.relative_mismatch(scaled, momenta)
     mismatch_after = alignment.relative_mismatch(alignment.rotate(rotations, scaled), momenta)
 
-    centres = physics.center_of_mass(positions)
+    centres = physics.center_of_mass(positions, fragments.mass_array)
     com_spread = math.sqrt(np.mean(np.sum(np.square(centres - centres.mean(axis=0)), axis=-1)))
 
     verdict = DataVerdict(
@@ -201,6 +213,7 @@ def check_events(events: data.Events, sample_size: int = 2000, seed: int = 0) ->
         direction_mismatch_after=float(np.median(mismatch_after)),
         com_spread=com_spread,
         problems=problems,
+        labels=fragments.labels,
     )
     _find_problems(verdict)
     return verdict
@@ -217,10 +230,9 @@ def _find_problems(verdict: DataVerdict) -> None:
             "columns are wrong"
         )
     if verdict.magnitude_deviation > MAGNITUDE_TOLERANCE:
-        c, o, s = verdict.magnitude_ratios
         verdict.problems.append(
             f"momentum magnitudes differ from those the simulator gives for the positions "
-            f"(|p_given|/|p_simulated| median C {c:.4g}, O {o:.4g}, S {s:.4g}): masses, "
+            f"(|p_given|/|p_simulated| median {verdict._magnitudes(4)}): masses, "
             "charges, units or initial motion differ from the model's physics"
         )
     rotation_removes_mismatch = (

@@ -4,9 +4,9 @@ import numpy as np
 
 from cvae_tf import calibration, data, metrics, model, physics, report, sampling
 from cvae_tf.config import TrainConfig
+from cvae_tf.molecule import Molecule
 
 PREDICT_BATCH_SIZE = 65_536  # rows per compiled call: K draws of a chunk, a batch at a time
-COORDINATES = [f"{atom}{axis}" for atom in physics.ATOMS for axis in physics.AXES]
 
 
 def evaluate(
@@ -16,11 +16,13 @@ def evaluate(
 
     Args:
       cvae: the trained model.
-      test: the test events, positions (bohr) and momenta (a.u.), (events, 3, 3).
-      mean_geometry: the training part's mean positions (3, 3), bohr: the baseline to beat.
-      config: the run's configuration (its evaluation part, seed, center and jit_compile).
+      test: the test events, positions (bohr) and momenta (a.u.), (events, fragments, 3).
+      mean_geometry: the training part's mean positions (fragments, 3), bohr: the baseline.
+      config: the run's configuration (its molecule, evaluation part, seed, center and
+        jit_compile).
     """
     evaluation, true_positions = config.evaluation, test.positions
+    fragments = config.data.molecule
     truth_table = data.to_table(true_positions)
     moments_once = sampling.compiled_moments(
         cvae, PREDICT_BATCH_SIZE, config.optimization.jit_compile
@@ -33,9 +35,10 @@ def evaluate(
         evaluation.num_samples,
         np.random.default_rng(config.seed),
         truth_table=truth_table,
+        fragments=fragments,
     )
     predicted = data.to_events_array(samples["energy" if evaluation.select == "energy" else "mean"])
-    results = metrics.evaluate_positions(true_positions, predicted, test.momenta)
+    results = metrics.evaluate_positions(true_positions, predicted, test.momenta, fragments)
     results["num_samples"] = evaluation.num_samples
     mean, std = samples["mean"], samples["std"]
     results.update(calibration.interval_coverage(truth_table, mean, std))
@@ -43,12 +46,15 @@ def evaluate(
     crps = samples["crps"].mean(axis=0)
     results["crps_bohr"] = float(crps.mean())
     results.update(
-        {f"crps_{name}_bohr": float(value) for name, value in zip(COORDINATES, crps, strict=True)}
+        {
+            f"crps_{name}_bohr": float(value)
+            for name, value in zip(fragments.coordinate_names, crps, strict=True)
+        }
     )
     nominal, observed = calibration.calibration_curve(truth_table, mean, std)
     results["calibration_curve"] = {"nominal": nominal.tolist(), "observed": observed.tolist()}
     if evaluation.num_samples > 1:
-        results.update(_selection_comparison(samples, test))
+        results.update(_selection_comparison(samples, test, fragments))
     # The bar to clear: always predicting the training part's mean geometry.
     results["baseline_training_mean_per_atom_error_bohr"] = float(
         metrics.per_atom_error(
@@ -63,23 +69,29 @@ def evaluate(
     )
     text = "\n\n".join(
         [
-            report.format_report(results) + "\n" + frame_note,
-            report.format_sample_table(true_positions, predicted, shown),
+            report.format_report(results, fragments) + "\n" + frame_note,
+            report.format_sample_table(true_positions, predicted, shown, fragments),
         ]
     )
     return results, text
 
 
-def _selection_comparison(samples: dict, test: data.Events) -> dict[str, float]:
+def _selection_comparison(
+    samples: dict, test: data.Events, fragments: Molecule
+) -> dict[str, float]:
     """Per-atom error and EnergyDiff₁ median of both point predictions, side by side."""
     comparison = {}
-    kinetic = physics.kinetic_energy(test.momenta)
+    kinetic = physics.kinetic_energy(test.momenta, fragments.mass_array)
     for key, name in (("mean", "sample_mean"), ("energy", "energy_selected")):
         predicted = data.to_events_array(samples[key])
         comparison[f"{name}_per_atom_error_bohr"] = float(
             metrics.per_atom_error(test.positions, predicted).mean()
         )
         comparison[f"{name}_energy_diff_1_median"] = float(
-            np.median(physics.energy_diff_1(kinetic, physics.potential_energy(predicted)))
+            np.median(
+                physics.energy_diff_1(
+                    kinetic, physics.potential_energy(predicted, fragments.charge_array)
+                )
+            )
         )
     return comparison

@@ -1,5 +1,6 @@
 """The SavedModel a run exports: raw momenta in, raw positions out, usable without our code."""
 
+import json
 from pathlib import Path
 
 import keras
@@ -7,28 +8,32 @@ import tensorflow as tf
 from absl import logging
 from google.protobuf.message import DecodeError
 
+from cvae_tf import molecule
 from cvae_tf.errors import UserInputError
-from cvae_tf.model import NUM_FEATURES
 
 SAVED_MODEL_DIR = "saved_model"
 
 
-def export_saved_model(cvae: keras.Model, path: str | Path) -> None:
-    """Writes a TensorFlow SavedModel with three endpoints.
+def export_saved_model(
+    cvae: keras.Model, path: str | Path, fragments: molecule.Molecule = molecule.OCS
+) -> None:
+    """Writes a TensorFlow SavedModel with three endpoints and the molecule it was trained on.
 
-    `serve(momenta)`: float32 [batch, 9] momenta (a.u.) in the model's momentum-column order to
-    one posterior sample of positions (bohr) [batch, 9]; normalization, latent sampling from the
+    `serve(momenta)`: float32 [batch, 3n] momenta (a.u.) in the model's momentum-column order to
+    one posterior sample of positions (bohr) [batch, 3n]; normalization, latent sampling from the
     training latent distribution and inverse normalization happen inside.
     `decode(momenta, latent)`: the decoder's mean positions (bohr) for caller-given latent
     vectors [batch, latent_dim], for reproducible predictions and for checking the export
     against the in-memory model.
     `moments(momenta)`: one latent draw per event, the decoder's mean (bohr) and variance
-    (bohr², recalibrated) side by side, [batch, 18]; K calls make the predictive mixture.
+    (bohr², recalibrated) side by side, [batch, 6n]; K calls make the predictive mixture.
+    `molecule()`: the molecule file's JSON (molecule.Molecule.to_dict) as a string tensor, so
+    the SavedModel alone says which fragments and charges its columns hold.
 
     This is `model.export(path)` (which makes only `serve`) spelled out with keras'
-    `ExportArchive`, the tool `model.export` itself uses, to add the second endpoint.
+    `ExportArchive`, the tool `model.export` itself uses, to add the other endpoints.
     """
-    momenta_spec = tf.TensorSpec(shape=(None, NUM_FEATURES), dtype=tf.float32, name="momenta")
+    momenta_spec = tf.TensorSpec(shape=(None, cvae.num_features), dtype=tf.float32, name="momenta")
     latent_spec = tf.TensorSpec(shape=(None, cvae.latent_dim), dtype=tf.float32, name="latent")
     archive = keras.export.ExportArchive()
     archive.track(cvae)
@@ -37,6 +42,8 @@ def export_saved_model(cvae: keras.Model, path: str | Path) -> None:
         name="decode", fn=cvae.decode_positions, input_signature=[momenta_spec, latent_spec]
     )
     archive.add_endpoint(name="moments", fn=cvae.sample_moments, input_signature=[momenta_spec])
+    description = tf.constant(json.dumps(fragments.to_dict(), ensure_ascii=False))
+    archive.add_endpoint(name="molecule", fn=lambda: description, input_signature=[])
     # TensorFlow logs each asset and signature renaming at INFO through absl: noise for users.
     verbosity = logging.get_verbosity()
     logging.set_verbosity(logging.WARNING)
@@ -78,7 +85,18 @@ def load_saved_model(path: str | Path, folder_flag: str = "--model_dir"):
     return serving
 
 
-ENDPOINTS = ("serve", "decode", "moments")
+def saved_molecule(serving, where: str = "--model_dir") -> molecule.Molecule:
+    """The molecule a loaded SavedModel was trained on (its `molecule` endpoint)."""
+    try:
+        values = json.loads(serving.molecule().numpy().decode("utf-8"))
+    except (ValueError, UnicodeDecodeError, tf.errors.OpError) as error:
+        raise UserInputError(
+            f"{where}: its SavedModel's molecule is unreadable: {_first_line(error)}"
+        ) from None
+    return molecule.from_dict(values, f"{where} (its SavedModel's molecule)")
+
+
+ENDPOINTS = ("serve", "decode", "moments", "molecule")
 
 
 def _check_saved_model_files(path: Path, where: str) -> None:
@@ -113,10 +131,12 @@ def _check_saved_model_files(path: Path, where: str) -> None:
 
 def _check_first_call(serving, where: str) -> None:
     """Calls `decode` on one event: deterministic, so the sampler's state stays as it was."""
-    latent_dim = serving.decode.concrete_functions[0].structured_input_signature[0][1].shape[-1]
+    momenta_spec, latent_spec = serving.decode.concrete_functions[0].structured_input_signature[0]
+    num_features = momenta_spec.shape[-1]
     try:
         decoded = serving.decode(
-            tf.zeros((1, NUM_FEATURES), tf.float32), tf.zeros((1, latent_dim), tf.float32)
+            tf.zeros((1, num_features), tf.float32),
+            tf.zeros((1, latent_spec.shape[-1]), tf.float32),
         )
     except (ValueError, TypeError, tf.errors.OpError) as error:
         # ValueError/TypeError: an input signature other than cvae_tf's; OpError: a variable
@@ -124,10 +144,10 @@ def _check_first_call(serving, where: str) -> None:
         raise UserInputError(
             f"{where}: its SavedModel fails on one event: {_first_line(error)}"
         ) from None
-    if tuple(decoded.shape) != (1, NUM_FEATURES):
+    if tuple(decoded.shape) != (1, num_features):
         raise UserInputError(
             f"{where}: its SavedModel gives positions of shape {tuple(decoded.shape)} for one "
-            f"event; expected (1, {NUM_FEATURES})"
+            f"event; expected (1, {num_features})"
         )
 
 

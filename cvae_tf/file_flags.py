@@ -1,40 +1,58 @@
 """The files a command reads and writes: --data and the column flags, --output and --overwrite."""
 
 import dataclasses
+import functools
 from pathlib import Path
 
-from cvae_tf import csv_files, data, file_writes
+from cvae_tf import csv_files, file_writes
 from cvae_tf.data import Events
 from cvae_tf.errors import UserInputError
 from cvae_tf.flag_fields import option
+from cvae_tf.molecule import OCS, Molecule, MoleculeConfig
 
 
 def position_columns_option():
     """The `position_columns` setting, shared by every command that reads events."""
     return option(
-        data.POSITION_COLUMNS,
-        "Nine position columns (bohr) in the order C x,y,z, O x,y,z, S x,y,z.",
+        (),
+        "Position columns (bohr), x,y,z of each fragment in the molecule's order. Default: the "
+        "molecule's (cx,cy,cz,ox,oy,oz,sx,sy,sz for OCS).",
+        show_default=False,
     )
 
 
 def momentum_columns_option():
     """The `momentum_columns` setting, shared by every command that reads events."""
     return option(
-        data.MOMENTUM_COLUMNS,
-        "Nine momentum columns (a.u.) in the order C x,y,z, O x,y,z, S x,y,z.",
+        (),
+        "Momentum columns (a.u.), x,y,z of each fragment in the molecule's order. Default: the "
+        "molecule's (pcx,pcy,pcz,pox,poy,poz,psx,psy,psz for OCS).",
+        show_default=False,
     )
 
 
-def check_column_names(position_columns, momentum_columns) -> None:
-    """Errors unless both lists name 9 distinct columns each, and no column is in both."""
+def resolve_columns(
+    position_columns, momentum_columns, molecule: Molecule
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Both column lists, the molecule's where empty, checked against its fragments."""
+    position_columns = tuple(position_columns) or molecule.position_columns
+    momentum_columns = tuple(momentum_columns) or molecule.momentum_columns
+    check_column_names(position_columns, momentum_columns, molecule)
+    return position_columns, momentum_columns
+
+
+def check_column_names(position_columns, momentum_columns, molecule: Molecule = OCS) -> None:
+    """Errors unless both lists name 3 distinct columns a fragment, and no column is in both."""
+    count = molecule.num_coordinates
+    order = ", ".join(f"{label} x,y,z" for label in molecule.labels)
     for name, columns in (
         ("position_columns", position_columns),
         ("momentum_columns", momentum_columns),
     ):
-        if len(columns) != 9 or len(set(columns)) != 9 or not all(columns):
+        if len(columns) != count or len(set(columns)) != count or not all(columns):
             raise UserInputError(
-                f"--{name} has {len(columns)} names {list(columns)}; expected 9 distinct names "
-                "in the order C x,y,z, O x,y,z, S x,y,z"
+                f"--{name} has {len(columns)} names {list(columns)}; expected {count} distinct "
+                f"names in the order {order}"
             )
     shared = sorted(set(position_columns) & set(momentum_columns))
     if shared:
@@ -48,12 +66,23 @@ class EventFileConfig:
     data: str | None = option(None, "CSV file of events (required).", show_default=False)
     position_columns: tuple[str, ...] = position_columns_option()
     momentum_columns: tuple[str, ...] = momentum_columns_option()
+    fragments: MoleculeConfig = MoleculeConfig()
 
     def __post_init__(self) -> None:
         # Only required here: csv_files.read_header reports a missing or unreadable file.
         if not self.data:
             raise UserInputError("--data is required; expected a CSV file of events")
-        check_column_names(self.position_columns, self.momentum_columns)
+        self.columns  # noqa: B018 (validates the molecule and the column names now)
+
+    @functools.cached_property
+    def molecule(self) -> Molecule:
+        """The molecule the --molecule/--atoms/--masses/--charges flags describe."""
+        return self.fragments.resolve()
+
+    @functools.cached_property
+    def columns(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The position and momentum column names, the molecule's unless given."""
+        return resolve_columns(self.position_columns, self.momentum_columns, self.molecule)
 
     @property
     def path(self) -> Path:
@@ -62,7 +91,7 @@ class EventFileConfig:
 
     def load(self) -> Events:
         """Every event of the file, checked (csv_files.load_events)."""
-        return csv_files.load_events(self.path, self.position_columns, self.momentum_columns)
+        return csv_files.load_events(self.path, *self.columns)
 
 
 def overwrite_option():

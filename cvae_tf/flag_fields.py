@@ -93,7 +93,7 @@ def from_dict(config_type, values: dict):
             part = hints[field.name]
             names = set(flag_names(part))
             arguments[field.name] = from_dict(part, {k: v for k, v in values.items() if k in names})
-        elif field.name in values:
+        elif "help" in field.metadata and field.name in values:
             arguments[field.name] = values[field.name]
     return config_type(**arguments)
 

@@ -19,7 +19,10 @@ atom-major, as the data and the model do.
 import numpy as np
 from keras import ops
 
+from cvae_tf.molecule import OCS
+
 FRAMES = ("momentum", "lab")
+OCS_FRAGMENTS = OCS.frame_fragments  # (O, S, C): x̂ along p_O − p_S, ŷ from p_C
 
 # 1e-9 a.u. against p_C⊥ of ~0.1–10 a.u.: negligible unless p_C⊥ itself vanishes.
 _FALLBACK_WEIGHT = 1e-9
@@ -36,14 +39,17 @@ def _reject(vectors, axis):
     return vectors - ops.sum(vectors * axis, axis=-1, keepdims=True) * axis
 
 
-def momentum_frame(momenta):
-    """Rotations [batch, 3, 3] into each event's momentum frame, given momenta [batch, 3, 3]."""
-    carbon, oxygen, sulfur = momenta[:, 0, :], momenta[:, 1, :], momenta[:, 2, :]
-    x_axis = _unit(oxygen - sulfur)
+def momentum_frame(momenta, fragments=OCS_FRAGMENTS):
+    """Rotations [batch, 3, 3] into each event's momentum frame, given momenta [batch, n, 3].
+
+    `fragments` (a, b, c): x̂ along p_a − p_b, ŷ along p_c's part perpendicular to it.
+    """
+    first, second, third = fragments
+    x_axis = _unit(momenta[:, first, :] - momenta[:, second, :])
     # Fallback ŷ: the lab axis least aligned with x̂, made perpendicular to it.
     least_aligned = ops.one_hot(ops.argmin(ops.abs(x_axis), axis=-1), 3, dtype=x_axis.dtype)
     fallback = _unit(_reject(least_aligned, x_axis))
-    y_axis = _unit(_reject(carbon, x_axis) + _FALLBACK_WEIGHT * fallback)
+    y_axis = _unit(_reject(momenta[:, third, :], x_axis) + _FALLBACK_WEIGHT * fallback)
     z_axis = ops.cross(x_axis, y_axis)
     return ops.stack([x_axis, y_axis, z_axis], axis=1)
 
@@ -58,26 +64,34 @@ def from_frame(rotations, vectors):
     return ops.einsum("bji,bnj->bni", rotations, vectors)
 
 
-def table_rotations(frame: str, momenta):
-    """Rotations [batch, 3, 3] into `frame` for momentum tables [batch, 9] (None for "lab")."""
+def _vectors(table):
+    """A table [batch, 3n] as n vectors per row, [batch, n, 3]."""
+    return ops.reshape(table, (-1, table.shape[-1] // 3, 3))
+
+
+def table_rotations(frame: str, momenta, fragments=OCS_FRAGMENTS):
+    """Rotations [batch, 3, 3] into `frame` for momentum tables [batch, 3n] (None for "lab")."""
     if frame == "lab":
         return None
-    return momentum_frame(ops.reshape(momenta, (-1, 3, 3)))
+    return momentum_frame(_vectors(momenta), fragments)
 
 
 def rotate_table(rotations, table, back: bool = False):
-    """A table [batch, 9] of per-atom vectors rotated into the frame (or `back`); None: as is."""
+    """A table [batch, 3n] of per-fragment vectors rotated into the frame (or `back`).
+
+    With `rotations` None (the lab frame) the table is returned as is.
+    """
     if rotations is None:
         return table
     rotate = from_frame if back else to_frame
-    return ops.reshape(rotate(rotations, ops.reshape(table, (-1, 3, 3))), (-1, 9))
+    return ops.reshape(rotate(rotations, _vectors(table)), (-1, table.shape[-1]))
 
 
 def model_frame_tables(
-    frame: str, positions: np.ndarray, momenta: np.ndarray
+    frame: str, positions: np.ndarray, momenta: np.ndarray, fragments=OCS_FRAGMENTS
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Position and momentum tables [events, 9] in the frame the model normalizes in (numpy)."""
+    """Position and momentum tables [events, 3n] in the frame the model normalizes in (numpy)."""
     if frame == "lab" or not len(momenta):
         return np.asarray(positions), np.asarray(momenta)
-    rotations = momentum_frame(np.reshape(momenta, (-1, 3, 3)))
+    rotations = momentum_frame(_vectors(np.asarray(momenta)), fragments)
     return tuple(np.asarray(rotate_table(rotations, table)) for table in (positions, momenta))

@@ -28,6 +28,7 @@ from cvae_tf import (
 )
 from cvae_tf.config import TrainConfig
 from cvae_tf.errors import UserInputError
+from cvae_tf.molecule import OCS, Molecule
 
 CHECK_SAMPLE_SIZE = 1000  # events the pre-training data check explodes (about 0.1 s)
 TRAIN_SAMPLE_SIZE = 8192  # training events measured like validation each epoch
@@ -42,8 +43,9 @@ class TrainingData:
 
     `fit_inputs` are keras `fit` arguments: arrays with a batch size, or tf.data datasets
     (with `steps_per_epoch` where a small training part is repeated to fill an epoch).
-    `train_sample` is a fixed sample of training events (momenta, positions) [n, 9] measured
-    like the validation split every epoch; `validation_batches` yields the validation split.
+    `train_sample` is a fixed sample of training events (momenta, positions) [n, 3·fragments]
+    measured like the validation split every epoch; `validation_batches` yields the validation
+    split.
     """
 
     files: tuple[Path, ...]
@@ -56,7 +58,7 @@ class TrainingData:
     momentum_statistics: preprocessing.ColumnStatistics
     part_sizes: tuple[int, int, int]
     test: data.Events
-    mean_geometry: np.ndarray  # the training part's mean positions (3, 3), bohr
+    mean_geometry: np.ndarray  # the training part's mean positions (fragments, 3), bohr
     split: split.Split | None  # row indices, when the data are in memory
     close: Callable[[], None] = lambda: None  # removes temporary files (streamed data)
 
@@ -102,20 +104,24 @@ def _in_memory_data(
     config: TrainConfig, source: event_source.EventSource, batch_size: int
 ) -> TrainingData:
     events, parts = source.load()
+    fragments = config.data.molecule
     if config.data.check_data:
         _print_data_check(events, config)
     if config.data.align_positions:
-        events, residual = alignment.align_events(events)
+        events, residual = alignment.align_events(events, fragments)
         print(
             "Aligned positions to their momenta: residual |Δp|/|p| median "
             f"{np.median(residual):.2g}, max {np.max(residual):.2g}",
             flush=True,
         )
-    events = _centered(events, config.data.center)
+    events = _centered(events, config.data.center, fragments)
     train, validation = events[parts.train], events[parts.validation]
     # Statistics from float64, as a streamed run computes them; the model trains in float32.
     position_statistics, momentum_statistics = preprocessing.frame_statistics(
-        config.model.frame, data.to_table(train.positions), data.to_table(train.momenta)
+        config.model.frame,
+        data.to_table(train.positions),
+        data.to_table(train.momenta),
+        fragments.frame_fragments,
     )
     train_momenta, train_positions = _float32_tables(train)
     val_momenta, val_positions = _float32_tables(validation)
@@ -161,7 +167,12 @@ def _streamed_data(
     try:
         with _temporary_writes(Path(cache.name)):
             summary = scan(
-                source, config.model.frame, config.data.center, CHECK_SAMPLE_SIZE, Path(cache.name)
+                source,
+                config.model.frame,
+                config.data.center,
+                CHECK_SAMPLE_SIZE,
+                Path(cache.name),
+                config.data.molecule,
             )
     except BaseException:
         cache.cleanup()
@@ -214,7 +225,7 @@ class Summary:
     part_sizes: np.ndarray  # events in the training, validation and test parts
     position_statistics: preprocessing.ColumnStatistics  # training part, model frame, bohr
     momentum_statistics: preprocessing.ColumnStatistics  # training part, model frame, a.u.
-    mean_geometry: np.ndarray  # training part's mean positions (3, 3), bohr, as centred
+    mean_geometry: np.ndarray  # training part's mean positions (fragments, 3), bohr, as centred
     check_sample: data.Events  # the first events, raw, for the data check
     test: data.Events  # the whole test part, positions centred as training sees them
     train: part_files.PartFile  # the training part, centred, in a binary file
@@ -227,17 +238,20 @@ def scan(
     center: str,
     check_sample_size: int,
     cache_dir: Path,
+    fragments: Molecule = OCS,
 ) -> Summary:
     """One pass over every file: part sizes, training statistics, the test part, a sample.
 
     Every row is read and checked here, so a bad cell anywhere fails before training. Positions
     are centred as `center` (--center) asks; normalization statistics are accumulated in
     `frame` (frames.FRAMES), the frame the model normalizes in, over the training part only.
-    The training and validation parts are written to `cache_dir` as part files.
+    The training and validation parts are written to `cache_dir` as part files. `fragments`
+    is the molecule: its masses centre the positions, its frame fragments rotate them.
     """
     sizes = np.zeros(3, dtype=np.int64)
-    statistics = preprocessing.FrameStatistics(frame)
-    geometry = preprocessing.ColumnStatistics(9)
+    width = fragments.num_coordinates
+    statistics = preprocessing.FrameStatistics(frame, width, fragments.frame_fragments)
+    geometry = preprocessing.ColumnStatistics(width)
     sample, test = [], []
     sampled = 0
     with contextlib.ExitStack() as files:
@@ -250,7 +264,7 @@ def scan(
                 sample.append(block.events[: check_sample_size - sampled])
                 sampled += len(sample[-1])
             sizes += np.bincount(block.parts, minlength=3)
-            events = _centered(block.events, center)
+            events = _centered(block.events, center, fragments)
             train = events[block.parts == split.TRAIN]
             positions, momenta = data.to_table(train.positions), data.to_table(train.momenta)
             geometry.update(positions)
@@ -266,26 +280,28 @@ def scan(
         mean_geometry=data.to_events_array(geometry.mean)[0],
         check_sample=data.concatenate(sample),
         test=data.concatenate(test),
-        train=part_files.PartFile(Path(writers[split.TRAIN].name), int(sizes[split.TRAIN])),
+        train=part_files.PartFile(Path(writers[split.TRAIN].name), int(sizes[split.TRAIN]), width),
         validation=part_files.PartFile(
-            Path(writers[split.VALIDATION].name), int(sizes[split.VALIDATION])
+            Path(writers[split.VALIDATION].name), int(sizes[split.VALIDATION]), width
         ),
     )
 
 
-def _centered(events: data.Events, center: str) -> data.Events:
+def _centered(events: data.Events, center: str, fragments: Molecule) -> data.Events:
     """Events as the model trains on them: centre-of-mass relative if `center="com"`."""
     if center == "com":
-        return data.Events(alignment.center_positions(events.positions), events.momenta)
+        return data.Events(
+            alignment.center_positions(events.positions, fragments.mass_array), events.momenta
+        )
     return events
 
 
 def _float32_tables(events: data.Events) -> tuple[np.ndarray, np.ndarray]:
-    """The (momenta, positions) tables [events, 9] the model takes, float32."""
+    """The (momenta, positions) tables [events, 3·fragments] the model takes, float32."""
     momenta = data.to_table(events.momenta).astype(np.float32)
     return momenta, data.to_table(events.positions).astype(np.float32)
 
 
 def _print_data_check(events: data.Events, config: TrainConfig) -> None:
-    verdict = diagnostics.check_events(events, CHECK_SAMPLE_SIZE, config.seed)
+    verdict = diagnostics.check_events(events, CHECK_SAMPLE_SIZE, config.seed, config.data.molecule)
     print(verdict.format(), flush=True)

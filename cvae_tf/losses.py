@@ -48,16 +48,16 @@ def kernel_norms(kernels):
 
 
 def position_errors(targets, mean, position_scale, batch_mean):
-    """`mse` (normalized units) and `atom_error` (bohr) of the decoder's mean [batch, 9].
+    """`mse` (normalized units) and `atom_error` (bohr) of the decoder's mean [batch, 3n].
 
-    `position_scale` [9] is bohr² per normalized unit². `atom_error` is the mean distance
+    `position_scale` [3n] is bohr² per normalized unit². `atom_error` is the mean distance
     between true and predicted atom, the report's per-atom error (distances do not depend on
     the frame): early stopping watches what the report measures. The normalized MSE weighs an
     out-of-plane coordinate of 10⁻³ bohr like a bond of 2 bohr, and a squared error lets a
     handful of hard events (near-linear molecules) decide the figure.
     """
     squared = ops.square(targets - mean)
-    squared_bohr = ops.reshape(squared * position_scale, (-1, 3, 3))
+    squared_bohr = ops.reshape(squared * position_scale, (-1, squared.shape[-1] // 3, 3))
     return {
         "mse": batch_mean(squared),
         "atom_error": batch_mean(ops.sqrt(ops.sum(squared_bohr, axis=-1))),

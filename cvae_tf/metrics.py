@@ -3,9 +3,9 @@
 import numpy as np
 
 from cvae_tf import alignment, simulator
+from cvae_tf.molecule import OCS, Molecule
 from cvae_tf.physics import (
-    ATOMS,
-    bend_angle,
+    bond_angles,
     bond_lengths,
     energy_diff_1,
     energy_diff_2,
@@ -43,29 +43,67 @@ def squared_relative_error(
 
 
 def per_atom_error(real_positions: np.ndarray, predicted_positions: np.ndarray) -> np.ndarray:
-    """Euclidean distance between true and predicted position of each atom, in bohr, (events, 3)."""
+    """Distance between true and predicted position of each fragment, bohr, (events, fragments)."""
     return np.linalg.norm(np.asarray(real_positions) - np.asarray(predicted_positions), axis=-1)
 
 
-def forward_momentum_error(predicted_positions: np.ndarray, momenta: np.ndarray) -> np.ndarray:
-    """Per event |p(explode(predicted)) − p_measured| / |p_measured|, norms over all 9 components.
+def forward_momentum_error(
+    predicted_positions: np.ndarray, momenta: np.ndarray, fragments: Molecule = OCS
+) -> np.ndarray:
+    """Per event |p(explode(predicted)) − p_measured| / |p_measured|, norms over all components.
 
-    Explodes the predicted geometry from rest with the simulator: how well the prediction
-    reproduces what the detector saw (≈ 0 for a perfect prediction of an event from rest).
+    Explodes the predicted geometry from rest with the simulator (the molecule's masses and
+    charges): how well the prediction reproduces what the detector saw (≈ 0 for a perfect
+    prediction of an event from rest).
     """
-    exploded = simulator.explode(np.asarray(predicted_positions, dtype=float))
+    exploded = simulator.explode(np.asarray(predicted_positions, dtype=float), fragments=fragments)
     return alignment.relative_mismatch(exploded, momenta)
 
 
+def geometry_errors(
+    true_positions: np.ndarray, predicted_positions: np.ndarray, fragments: Molecule = OCS
+) -> dict[str, float]:
+    """Mean absolute errors of every bond length (bohr) and bond angle (degrees).
+
+    Keys `bond_<labels>_mae_bohr` (OCS: bond_co_mae_bohr, bond_cs_mae_bohr), `angle_mae_degrees`
+    over every angle, and with several angles `angle_<labels>_mae_degrees` each.
+    """
+    results = {}
+    if fragments.bonds:
+        bond_errors = np.abs(
+            bond_lengths(predicted_positions, fragments.bonds)
+            - bond_lengths(true_positions, fragments.bonds)
+        )
+        for index, (i, j) in enumerate(fragments.bonds):
+            name = (fragments.labels[i] + fragments.labels[j]).lower()
+            results[f"bond_{name}_mae_bohr"] = np.mean(bond_errors[:, index])
+    if fragments.angles:
+        angle_errors = np.abs(
+            bond_angles(predicted_positions, fragments.angles)
+            - bond_angles(true_positions, fragments.angles)
+        )
+        results["angle_mae_degrees"] = np.mean(angle_errors)
+        if len(fragments.angles) > 1:
+            for index, triple in enumerate(fragments.angles):
+                name = "".join(fragments.labels[k] for k in triple).lower()
+                results[f"angle_{name}_mae_degrees"] = np.mean(angle_errors[:, index])
+    return results
+
+
 def evaluate_positions(
-    true_positions: np.ndarray, predicted_positions: np.ndarray, momenta: np.ndarray
+    true_positions: np.ndarray,
+    predicted_positions: np.ndarray,
+    momenta: np.ndarray,
+    fragments: Molecule = OCS,
 ) -> dict[str, float]:
     """All evaluation metrics of a set of predictions, in original units (bohr, hartree, %).
 
     Args:
-        true_positions: True positions in bohr, (events, 3 atoms C/O/S, 3 axes).
+        true_positions: True positions in bohr, (events, fragments, 3 axes) in the molecule's
+          fragment order (OCS: C, O, S).
         predicted_positions: Predicted positions in bohr, same shape.
         momenta: Measured final momenta in atomic units, same shape.
+        fragments: the molecule: masses and charges for the energies, labels, bonds and angles.
 
     Returns:
         Plain Python numbers by name: relative errors in percent (means over all coordinates of
@@ -77,21 +115,22 @@ def evaluate_positions(
     predicted_positions = np.asarray(predicted_positions, dtype=float)
     momenta = np.asarray(momenta, dtype=float)
     shapes = {a.shape for a in (true_positions, predicted_positions, momenta)}
-    if len(shapes) != 1 or true_positions.ndim != 3 or true_positions.shape[1:] != (3, 3):
+    expected = (fragments.num_fragments, 3)
+    if len(shapes) != 1 or true_positions.ndim != 3 or true_positions.shape[1:] != expected:
         raise ValueError(
-            "true_positions, predicted_positions and momenta must share the shape (events, 3, 3); "
-            f"received: {true_positions.shape}, {predicted_positions.shape}, {momenta.shape}"
+            "true_positions, predicted_positions and momenta must share the shape "
+            f"(events, {expected[0]}, 3); received: {true_positions.shape}, "
+            f"{predicted_positions.shape}, {momenta.shape}"
         )
     if true_positions.shape[0] == 0:
         raise ValueError("evaluate_positions needs at least one event; received 0")
 
-    kinetic = kinetic_energy(momenta)
-    potential_predicted = potential_energy(predicted_positions)
-    potential_true = potential_energy(true_positions)
+    kinetic = kinetic_energy(momenta, fragments.mass_array)
+    potential_predicted = potential_energy(predicted_positions, fragments.charge_array)
+    potential_true = potential_energy(true_positions, fragments.charge_array)
     atom_errors = per_atom_error(true_positions, predicted_positions)
     relative_errors = mean_relative_error(true_positions, predicted_positions)
     away_from_zero = np.abs(true_positions) > MRE_THRESHOLD_BOHR
-    bond_errors = np.abs(bond_lengths(predicted_positions) - bond_lengths(true_positions))
 
     metrics = {
         "mre_percent": np.mean(relative_errors),
@@ -115,22 +154,18 @@ def evaluate_positions(
         "per_atom_error_bohr": np.mean(atom_errors),
         **{
             f"per_atom_error_{atom}_bohr": np.mean(atom_errors[:, index])
-            for index, atom in enumerate(ATOMS)
+            for index, atom in enumerate(fragments.labels)
         },
         "atom_error_bohr2": np.mean(np.square(true_positions - predicted_positions)),
         "superposition_rmsd_bohr": np.mean(
             alignment.superposition_rmsd(predicted_positions, true_positions)
         ),
-        "bond_co_mae_bohr": np.mean(bond_errors[:, 0]),
-        "bond_cs_mae_bohr": np.mean(bond_errors[:, 1]),
-        "angle_mae_degrees": np.mean(
-            np.abs(bend_angle(predicted_positions) - bend_angle(true_positions))
-        ),
+        **geometry_errors(true_positions, predicted_positions, fragments),
         "forward_momentum_error_median": np.median(
-            forward_momentum_error(predicted_positions, momenta)
+            forward_momentum_error(predicted_positions, momenta, fragments)
         ),
         "forward_momentum_error_true_median": np.median(
-            forward_momentum_error(true_positions, momenta)
+            forward_momentum_error(true_positions, momenta, fragments)
         ),
     }
     result = {name: float(value) for name, value in metrics.items()}

@@ -7,7 +7,6 @@ from keras import ops
 
 from cvae_tf import distribution, frames, latent, losses, preprocessing
 
-NUM_FEATURES = 9  # 3 atoms × 3 axes, atom-major.
 LATENT_PRIORS = latent.LATENT_PRIORS  # the --latent_prior choices
 # Soft floor of the decoder's log-variance (normalized units): σ ≥ e^(−12.5) ≈ 4·10⁻⁶.
 MIN_LOG_VARIANCE = -25.0
@@ -51,7 +50,10 @@ def gaussian_network(name, inputs, sizes, outputs, activation, regularizer) -> k
 
 @keras.saving.register_keras_serializable(package="cvae_tf")
 class CVAE(keras.Model):
-    """A conditional VAE that maps raw momenta (a.u.) to raw positions (bohr), both [batch, 9].
+    """A conditional VAE that maps raw momenta (a.u.) to raw positions (bohr), both [batch, 3n].
+
+    Tables hold x, y, z of each of the molecule's n fragments in turn; n follows from the
+    normalization statistics' length (9 for OCS).
 
     Normalization lives inside the model (keras `Normalization` layers fitted on the training
     split), so `call` takes momenta in the user's units and returns positions in bohr. The
@@ -69,9 +71,10 @@ class CVAE(keras.Model):
     trained on.
 
     With `frame="momentum"` every event is rotated into the frame its momenta define
-    (frames.py) before normalization, and predictions are rotated back, so callers always work
-    in their own frame. `latent_dim=0` switches the latent path off: the same network as a
-    deterministic regressor (the baseline the CVAE is measured against).
+    (frames.py, from the fragments `frame_fragments`) before normalization, and predictions are
+    rotated back, so callers always work in their own frame. `latent_dim=0` switches the latent
+    path off: the same network as a deterministic regressor (the baseline the CVAE is measured
+    against).
     """
 
     def __init__(
@@ -89,6 +92,7 @@ class CVAE(keras.Model):
         l2: float = 0.0,
         latent_prior: str = "aggregate_posterior",
         frame: str = "lab",
+        frame_fragments=frames.OCS_FRAGMENTS,
         seed: int = 0,
         nll_beta: float = 0.0,
         prior_weight: float = 0.0,
@@ -100,6 +104,8 @@ class CVAE(keras.Model):
         self._config = {
             name: np.asarray(value, np.float64).tolist()
             if name in NORMALIZATION_ARGUMENTS
+            else list(value)
+            if name == "frame_fragments"
             else value
             for name, value in arguments.items()
             if name not in ("self", "kwargs", "__class__")
@@ -110,6 +116,8 @@ class CVAE(keras.Model):
             latent_dim, latent_prior, seed, name="latent_distribution"
         )
         self.latent_dim, self.frame, self.seed = latent_dim, frame, seed
+        self.frame_fragments = tuple(int(index) for index in frame_fragments)
+        self.num_features = num_features = len(position_offset)  # 3 per fragment
         self.beta, self.nll_beta, self.prior_weight = beta, nll_beta, prior_weight
         self.normalize_positions, self.denormalize_positions = preprocessing.normalization_layers(
             position_offset, position_variance, "positions"
@@ -124,7 +132,7 @@ class CVAE(keras.Model):
         # Its input: normalized positions ‖ momenta. No latent path, no encoder: the decoder
         # alone is then a plain regression network.
         self.encoder = (
-            gaussian_network("encoder", 2 * NUM_FEATURES, sizes, latent_dim, **layers)
+            gaussian_network("encoder", 2 * num_features, sizes, latent_dim, **layers)
             if latent_dim
             else None
         )
@@ -133,13 +141,13 @@ class CVAE(keras.Model):
         # log-likelihood and β = 1 is the evidence lower bound (Rybkin et al. 2021).
         # Its input: z ‖ normalized momenta.
         self.decoder = gaussian_network(
-            "decoder", latent_dim + NUM_FEATURES, sizes[::-1], NUM_FEATURES, **layers
+            "decoder", latent_dim + num_features, sizes[::-1], num_features, **layers
         )
         # Recalibration (recalibration.fit_spread_scale): per model-frame coordinate, the factor the
         # decoder's standard deviation is multiplied by wherever the model samples or reports a
         # spread.
         self.spread_scale = distribution.replica_shared_weight(
-            self, (NUM_FEATURES,), "ones", "spread_scale"
+            self, (num_features,), "ones", "spread_scale"
         )
         self.trackers = {name: keras.metrics.Mean(name=name) for name in TRACKED}
         # Every sub-layer is built by now, so the model is (as keras' own Dropout marks itself).
@@ -154,8 +162,8 @@ class CVAE(keras.Model):
         return {**super().get_config(), **self._config}
 
     def normalized_inputs(self, momenta, positions):
-        """Normalized momenta and positions [batch, 9] in the model's frame."""
-        rotations = frames.table_rotations(self.frame, momenta)
+        """Normalized momenta and positions [batch, 3n] in the model's frame."""
+        rotations = frames.table_rotations(self.frame, momenta, self.frame_fragments)
         normalized_momenta = self.normalize_momenta(frames.rotate_table(rotations, momenta))
         return normalized_momenta, self.normalize_positions(
             frames.rotate_table(rotations, positions)
@@ -169,11 +177,11 @@ class CVAE(keras.Model):
         return latent.Posterior(*self.encoder(features))
 
     def decode(self, latent_vectors, normalized_momenta):
-        """The decoder's mean: normalized positions [batch, 9] in the model's frame."""
+        """The decoder's mean: normalized positions [batch, 3n] in the model's frame."""
         return self.decode_gaussian(latent_vectors, normalized_momenta)[0]
 
     def decode_gaussian(self, latent_vectors, normalized_momenta):
-        """p(positions | z, momenta): (mean, log-variance) [batch, 9] each, normalized units.
+        """p(positions | z, momenta): (mean, log-variance) [batch, 3n] each, normalized units.
 
         The log-variance has a soft floor at MIN_LOG_VARIANCE (σ ≈ 4·10⁻⁶ normalized units, far
         below any error the network reaches) that keeps its gradient, unlike a hard clip.
@@ -185,13 +193,13 @@ class CVAE(keras.Model):
     # Raw units in and out: what users and the exported SavedModel see.
 
     def decode_positions(self, momenta, latent_vectors):
-        """The decoder's mean positions (bohr) [batch, 9] for raw momenta (a.u.) and latents."""
+        """The decoder's mean positions (bohr) [batch, 3n] for raw momenta (a.u.) and latents."""
         return self.decode_moments(momenta, latent_vectors)[0]
 
     def decode_moments(self, momenta, latent_vectors):
         """The decoder's (mean, variance) of positions given raw momenta (a.u.) and latents.
 
-        Both [batch, 9] in the caller's frame: the mean in bohr, the variance per coordinate in
+        Both [batch, 3n] in the caller's frame: the mean in bohr, the variance per coordinate in
         bohr² (the diagonal of the model-frame covariance rotated back), with the recalibrated
         spread (`spread_scale`).
         """
@@ -205,15 +213,15 @@ class CVAE(keras.Model):
     def _decoder_output(self, momenta, latent_vectors):
         """(rotations, mean, std): the decoder's Gaussian in the model frame, normalized units."""
         momenta = ops.convert_to_tensor(momenta, dtype=self.compute_dtype)
-        rotations = frames.table_rotations(self.frame, momenta)
+        rotations = frames.table_rotations(self.frame, momenta, self.frame_fragments)
         normalized_momenta = self.normalize_momenta(frames.rotate_table(rotations, momenta))
         mean, log_variance = self.decode_gaussian(latent_vectors, normalized_momenta)
         return rotations, mean, ops.exp(0.5 * log_variance) * self.spread_scale
 
     def sample_moments(self, momenta):
-        """One latent draw per event: decoder mean (bohr) and variance (bohr²), [batch, 18].
+        """One latent draw per event: decoder mean (bohr) and variance (bohr²), [batch, 6n].
 
-        The two [batch, 9] tables side by side (one tensor, so that it is one SavedModel output
+        The two [batch, 3n] tables side by side (one tensor, so that it is one SavedModel output
         and one compiled call); `sampling.posterior_moments` makes K of them a mixture.
         """
         momenta = ops.convert_to_tensor(momenta, dtype=self.compute_dtype)
@@ -222,7 +230,7 @@ class CVAE(keras.Model):
         return ops.concatenate([mean, variance], axis=-1)
 
     def position_scale(self):
-        """Bohr² per normalized unit² of each model-frame position coordinate, [9]."""
+        """Bohr² per normalized unit² of each model-frame position coordinate, [3n]."""
         # What keras' Normalization(invert=True) multiplies by: max(√variance, ε).
         scale = ops.maximum(
             ops.sqrt(ops.reshape(self.denormalize_positions.variance, (-1,))),
@@ -231,7 +239,7 @@ class CVAE(keras.Model):
         return ops.square(scale)
 
     def call(self, momenta, training=False):
-        """One posterior sample of positions (bohr) [batch, 9] given raw momenta (a.u.) [batch, 9].
+        """One posterior sample of positions (bohr) [batch, 3n] given raw momenta (a.u.).
 
         z from the training latent distribution, then a draw from the decoder's Gaussian (in the
         model's frame, where its covariance is diagonal). Both draws come from the latent
@@ -262,7 +270,7 @@ class CVAE(keras.Model):
         """One batch's named loss terms, per event, and the encoder's posterior (None if no z).
 
         `reconstruction` is the Gaussian decoder's negative log-likelihood of the positions,
-        summed over the 9 coordinates (nats, normalized units); `kl` is KL(q(z|x) ‖ N(0, I))
+        summed over the coordinates (nats, normalized units); `kl` is KL(q(z|x) ‖ N(0, I))
         summed over the latent dimensions; so `reconstruction + kl` (β = 1) is the negative
         evidence lower bound of one event. `l1` and `l2` are the kernel norms (kernel_norms);
         `loss` adds keras' kernel regularizers (`self.losses`). `mse` is the squared error of the
@@ -387,7 +395,7 @@ class CVAE(keras.Model):
         )
 
     def fit_latent_statistics_from(self, batches):
-        """fit_latent_statistics over (momenta, positions) batches [n, 9], e.g. a data stream."""
+        """fit_latent_statistics over (momenta, positions) batches [n, 3n], e.g. a data stream."""
         if not self.latent_dim:
             return
         self.latent_distribution.reset_state()

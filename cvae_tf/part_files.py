@@ -17,11 +17,11 @@ import tensorflow as tf
 
 from cvae_tf import csv_files, data
 
-ROW_VALUES = 18  # a PartFile row: momenta (9, a.u.), then positions (9, bohr), float32
+# A PartFile row: momenta (3 per fragment, a.u.), then positions (3 per fragment, bohr), float32.
 
 
 def write_events(stream: BinaryIO, events: data.Events) -> None:
-    """Appends events (n, 3, 3) to an open part file as float32 rows [n, 18]."""
+    """Appends events (n, fragments, 3) to an open part file as float32 rows [n, 6·fragments]."""
     rows = np.concatenate([data.to_table(events.momenta), data.to_table(events.positions)], axis=1)
     # stream.write, not ndarray.tofile: tofile's error on a full disk has no errno to report.
     stream.write(np.ascontiguousarray(rows, dtype=np.float32).data)
@@ -33,12 +33,13 @@ class PartFile:
 
     path: Path
     size: int  # events
+    num_coordinates: int = 9  # columns of each table: 3 per fragment
     block_rows: int = csv_files.CHUNK_ROWS
 
     def tables(
         self, shuffle_buffer: int = 0, seed: Sequence[int] = (0,)
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """The (momenta, positions) float32 tables [rows, 9], `block_rows` rows at a time.
+        """The (momenta, positions) float32 tables [rows, 3n], `block_rows` rows at a time.
 
         With `shuffle_buffer` > 0 the blocks are read in a random order, and their rows pass
         through a buffer of that many events: each block joins the buffer, the buffer is
@@ -46,27 +47,28 @@ class PartFile:
         time, so numpy does the work).
         """
         rng = np.random.default_rng(seed)
+        width, row_values = self.num_coordinates, 2 * self.num_coordinates
         num_blocks = -(-self.size // self.block_rows)
         order = rng.permutation(num_blocks) if shuffle_buffer else range(num_blocks)
-        held = np.zeros((0, ROW_VALUES), dtype=np.float32)
+        held = np.zeros((0, row_values), dtype=np.float32)
         with open(self.path, "rb") as stream:
             for block in order:
-                stream.seek(int(block) * self.block_rows * ROW_VALUES * 4)
-                rows = np.fromfile(stream, np.float32, self.block_rows * ROW_VALUES)
-                rows = rows.reshape(-1, ROW_VALUES)
+                stream.seek(int(block) * self.block_rows * row_values * 4)
+                rows = np.fromfile(stream, np.float32, self.block_rows * row_values)
+                rows = rows.reshape(-1, row_values)
                 if not shuffle_buffer:
-                    yield rows[:, :9], rows[:, 9:]
+                    yield rows[:, :width], rows[:, width:]
                     continue
                 held = np.concatenate([held, rows])
                 held = held[rng.permutation(len(held))]
                 if len(held) > shuffle_buffer:
                     leaving, held = held[:-shuffle_buffer], held[-shuffle_buffer:]
-                    yield leaving[:, :9], leaving[:, 9:]
+                    yield leaving[:, :width], leaving[:, width:]
         if len(held):
-            yield held[:, :9], held[:, 9:]
+            yield held[:, :width], held[:, width:]
 
     def dataset(self, batch_size: int, shuffle_buffer: int = 0, seed: int = 0) -> tf.data.Dataset:
-        """A tf.data dataset of (momenta, positions) float32 batches [batch, 9] of the part.
+        """A tf.data dataset of (momenta, positions) float32 batches [batch, 3n] of the part.
 
         Every iteration (every epoch) re-reads the file; a shuffled dataset draws a new order
         each time, reproducibly from `seed`.
@@ -76,7 +78,7 @@ class PartFile:
         def tables():
             return self.tables(shuffle_buffer, seed=(seed, next(epochs)))
 
-        spec = tf.TensorSpec((None, 9), tf.float32)
+        spec = tf.TensorSpec((None, self.num_coordinates), tf.float32)
         dataset = tf.data.Dataset.from_generator(tables, output_signature=(spec, spec))
         dataset = dataset.rebatch(batch_size)
         batches = math.ceil(self.size / batch_size)

@@ -12,6 +12,7 @@ import pandas as pd
 from cvae_tf import csv_files, export, file_flags, run_folder, sampling
 from cvae_tf.errors import UserInputError
 from cvae_tf.flag_fields import option
+from cvae_tf.molecule import OCS, Molecule
 
 MOMENTS_BATCH_SIZE = 65_536  # rows per SavedModel call: K draws of a chunk, a batch at a time
 # Latent-draw rows (events × K) held at once: about 0.6 GB with their float64 copies and the
@@ -83,6 +84,7 @@ def predict_file(config: PredictConfig) -> Prediction:
     input_path = Path(config.input)
     output_path = file_flags.check_output_path(config.output, config.overwrite, config.input)
     run_config = run_folder.check_complete(model_dir)
+    fragments = run_folder.read_molecule(model_dir)
     position_columns = run_config["position_columns"]
     chunks = momenta_chunks(
         input_path, run_config["momentum_columns"], events_per_chunk(config.num_samples)
@@ -94,7 +96,7 @@ def predict_file(config: PredictConfig) -> Prediction:
     serving = export.load_saved_model(model_dir / export.SAVED_MODEL_DIR)
     counted = []
     frames = predicted_frames(
-        serving, itertools.chain([first], chunks), config, position_columns, counted
+        serving, itertools.chain([first], chunks), config, position_columns, counted, fragments
     )
     csv_files.write_csv_atomically(output_path, frames)
     return Prediction(sum(counted), run_config.get("center") == "com")
@@ -106,7 +108,7 @@ def events_per_chunk(num_samples: int) -> int:
 
 
 def momenta_chunks(path: Path, columns: Sequence[str], chunk_events: int) -> Iterator[np.ndarray]:
-    """Momenta (a.u.) [chunk_events, 9] in file order, the last chunk shorter, read in blocks.
+    """Momenta (a.u.) [chunk_events, 3n] in file order, the last chunk shorter, read in blocks.
 
     Every chunk but the last has exactly `chunk_events` rows whatever blocks the reader gives,
     so the sampler sees the same calls as when the file was read whole.
@@ -129,6 +131,7 @@ def predicted_frames(
     config: PredictConfig,
     position_columns: Sequence[str],
     counted: list[int],
+    fragments: Molecule = OCS,
 ) -> Iterator[pd.DataFrame]:
     """The output table a chunk at a time; appends each chunk's number of events to `counted`."""
     moments_once = sampling.batched_moments(serving.moments, MOMENTS_BATCH_SIZE)
@@ -144,6 +147,7 @@ def predicted_frames(
                 config.num_samples,
                 rng,
                 select_energy=config.select == "energy",
+                fragments=fragments,
             )
             predicted = summary["energy" if config.select == "energy" else "mean"]
             columns = dict(zip(position_columns, predicted.T, strict=True))

@@ -74,23 +74,30 @@ class ColumnStatistics:
 class FrameStatistics:
     """ColumnStatistics of position (bohr) and momentum (a.u.) tables in the model's frame."""
 
-    def __init__(self, frame: str):
+    def __init__(self, frame: str, num_coordinates: int = 9, fragments=frames.OCS_FRAGMENTS):
         self.frame = frame  # one of frames.FRAMES
-        self.positions = ColumnStatistics(9)
-        self.momenta = ColumnStatistics(9)
+        self.fragments = fragments  # the momentum frame's (a, b, c), frames.momentum_frame
+        self.positions = ColumnStatistics(num_coordinates)
+        self.momenta = ColumnStatistics(num_coordinates)
 
     def update(self, positions: np.ndarray, momenta: np.ndarray) -> None:
-        """Adds tables [events, 9] of the same events, given in the lab frame."""
-        model_positions, model_momenta = frames.model_frame_tables(self.frame, positions, momenta)
+        """Adds tables [events, 3n] of the same events, given in the lab frame."""
+        model_positions, model_momenta = frames.model_frame_tables(
+            self.frame, positions, momenta, self.fragments
+        )
         self.positions.update(model_positions)
         self.momenta.update(model_momenta)
 
 
 def frame_statistics(
-    frame: str, positions: np.ndarray, momenta: np.ndarray, chunk_rows: int = 65_536
+    frame: str,
+    positions: np.ndarray,
+    momenta: np.ndarray,
+    fragments=frames.OCS_FRAGMENTS,
+    chunk_rows: int = 65_536,
 ) -> tuple[ColumnStatistics, ColumnStatistics]:
-    """Normalization statistics of training tables [events, 9] in the model's frame."""
-    statistics = FrameStatistics(frame)
+    """Normalization statistics of training tables [events, 3n] in the model's frame."""
+    statistics = FrameStatistics(frame, positions.shape[-1], fragments)
     for start in range(0, len(momenta), chunk_rows):
         statistics.update(
             positions[start : start + chunk_rows], momenta[start : start + chunk_rows]

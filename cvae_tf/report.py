@@ -5,17 +5,19 @@ import math
 import numpy as np
 
 from cvae_tf.metrics import mean_relative_error
-from cvae_tf.physics import ATOM_NAMES, ATOMS, AXES
+from cvae_tf.molecule import AXES, OCS, Molecule
 
-# (group title, [(metric key, description, unit)]) in the order the report prints them.
-_REPORT_GROUPS = (
-    (
+
+def _position_group(fragments: Molecule) -> tuple[str, list[tuple[str, str, str]]]:
+    """The report's first group: per-fragment, bond and angle errors of this molecule."""
+    angles = fragments.angle_names
+    return (
         "Position accuracy",
         [
             ("per_atom_error_bohr", "mean distance error per atom", "bohr"),
             *[
                 (f"per_atom_error_{atom}_bohr", f"  {name}", "bohr")
-                for atom, name in zip(ATOMS, ATOM_NAMES, strict=True)
+                for atom, name in zip(fragments.labels, fragments.fragment_names, strict=True)
             ],
             ("atom_error_bohr2", "position MSE per coordinate", "bohr²"),
             (
@@ -24,11 +26,37 @@ _REPORT_GROUPS = (
                 "bohr",
             ),
             ("superposition_rmsd_bohr", "RMSD after optimal superposition", "bohr"),
-            ("bond_co_mae_bohr", "C–O bond length, mean abs. error", "bohr"),
-            ("bond_cs_mae_bohr", "C–S bond length, mean abs. error", "bohr"),
-            ("angle_mae_degrees", "O–C–S angle, mean abs. error", "°"),
+            *[
+                (
+                    f"bond_{(fragments.labels[i] + fragments.labels[j]).lower()}_mae_bohr",
+                    f"{name} bond length, mean abs. error",
+                    "bohr",
+                )
+                for (i, j), name in zip(fragments.bonds, fragments.bond_names, strict=True)
+            ],
+            (
+                "angle_mae_degrees",
+                f"{angles[0]} angle, mean abs. error"
+                if len(angles) == 1
+                else "bond angles, mean abs. error",
+                "°",
+            ),
+            *[
+                (
+                    f"angle_{''.join(fragments.labels[k] for k in triple).lower()}_mae_degrees",
+                    f"  {name}",
+                    "°",
+                )
+                for triple, name in zip(fragments.angles, angles, strict=True)
+                if len(angles) > 1
+            ],
         ],
-    ),
+    )
+
+
+# (group title, [(metric key, description, unit)]) in the order the report prints them, after
+# the position group.
+_REPORT_GROUPS = (
     (
         "Predictive distribution (K latent draws, each the decoder's Gaussian; central intervals "
         "mean ± z·spread)",
@@ -95,14 +123,15 @@ def format_number(value: float) -> str:
     return f"{value:.4f}"
 
 
-def format_report(metrics: dict) -> str:
+def format_report(metrics: dict, fragments: Molecule = OCS) -> str:
     """The evaluation metrics as a readable block, one per line with its unit, in groups."""
-    width = max(len(description) for _, rows in _REPORT_GROUPS for _, description, _ in rows)
+    groups = (_position_group(fragments), *_REPORT_GROUPS)
+    width = max(len(description) for _, rows in groups for _, description, _ in rows)
     lines = []
     if "num_events" in metrics:
         lines.append(f"Evaluation on {metrics['num_events']} events")
     shown = {"num_events"}
-    for title, rows in _REPORT_GROUPS:
+    for title, rows in groups:
         present = [row for row in rows if row[0] in metrics]
         if not present:
             continue
@@ -123,31 +152,37 @@ def format_report(metrics: dict) -> str:
 
 
 def format_sample_table(
-    true_positions: np.ndarray, predicted_positions: np.ndarray, event_indices
+    true_positions: np.ndarray,
+    predicted_positions: np.ndarray,
+    event_indices,
+    fragments: Molecule = OCS,
 ) -> str:
     """Tables like the specification's Table 2, one per chosen event, with the event's mean MRE.
 
     Args:
-        true_positions: True positions in bohr, (events, 3 atoms C/O/S, 3 axes).
+        true_positions: True positions in bohr, (events, fragments, 3 axes).
         predicted_positions: Predicted positions in bohr, same shape.
         event_indices: Which events to show.
+        fragments: the molecule, whose fragment names label the rows.
 
     Returns:
         The tables, separated by blank lines; MRE is eq. (2) with ε = 1e-10, in percent.
     """
-    header = f"{'Atom':<8}{'Coordinate':<12}{'Real':>12}{'Predicted':>12}{'MRE (%)':>12}"
+    names = fragments.fragment_names
+    name_width = max(8, max(len(name) for name in names) + 1)
+    header = f"{'Atom':<{name_width}}{'Coordinate':<12}{'Real':>12}{'Predicted':>12}{'MRE (%)':>12}"
     blocks = []
     for event in event_indices:
         real = np.asarray(true_positions[event], dtype=float)
         predicted = np.asarray(predicted_positions[event], dtype=float)
         errors = mean_relative_error(real, predicted)
         lines = [f"Event {event}", header, "-" * len(header)]
-        for atom_index, atom_name in enumerate(ATOM_NAMES):
+        for atom_index, atom_name in enumerate(names):
             for axis_index, axis in enumerate(AXES):
                 # Name the atom on its first row only, as Table 2 does.
                 label = atom_name if axis_index == 0 else ""
                 lines.append(
-                    f"{label:<8}{axis:<12}"
+                    f"{label:<{name_width}}{axis:<12}"
                     f"{format_number(real[atom_index, axis_index]):>12}"
                     f"{format_number(predicted[atom_index, axis_index]):>12}"
                     f"{_format_percent(errors[atom_index, axis_index]):>12}"

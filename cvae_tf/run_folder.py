@@ -11,14 +11,21 @@ import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from cvae_tf import file_writes, flag_fields
+from cvae_tf import file_writes, flag_fields, molecule
 from cvae_tf.config import RESUMABLE_CHANGES, TrainConfig
 from cvae_tf.errors import UserInputError
 
 # Bump when a run folder's layout or its SavedModel's endpoints change in a way predict must know.
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: molecule.json and the SavedModel's `molecule` endpoint
 RUN_FILE = "run.json"  # written last: its presence marks a complete run
-REQUIRED_FILES = (RUN_FILE, "config.json", "metrics.json", "saved_model/saved_model.pb")
+MOLECULE_FILE = "molecule.json"  # the molecule file of the fragments the model was trained on
+REQUIRED_FILES = (
+    RUN_FILE,
+    "config.json",
+    MOLECULE_FILE,
+    "metrics.json",
+    "saved_model/saved_model.pb",
+)
 PARTIAL_SUFFIX = ".partial"
 RESUME_FILE = "resume.json"  # what a --resume must match: the flags and the data's digest
 
@@ -40,6 +47,18 @@ def write_run_file(work_dir: Path, **details) -> None:
     """Writes run.json (format version and `details`); call it last, once all else is saved."""
     content = {"format_version": FORMAT_VERSION, **details}
     file_writes.write_text(work_dir / RUN_FILE, json.dumps(content, indent=2) + "\n")
+
+
+def write_molecule(work_dir: Path, fragments: molecule.Molecule) -> None:
+    """Writes molecule.json: the run's molecule as a molecule file (--molecule accepts it)."""
+    text = json.dumps(fragments.to_dict(), indent=2, ensure_ascii=False)
+    file_writes.write_text(work_dir / MOLECULE_FILE, text + "\n")
+
+
+def read_molecule(model_dir: Path) -> molecule.Molecule:
+    """The molecule of a run folder (molecule.json), checked; a damaged file refused."""
+    values = _read_json_object(model_dir, MOLECULE_FILE)
+    return molecule.from_dict(values, f"--model_dir='{model_dir}' {MOLECULE_FILE}")
 
 
 def check_complete(model_dir: Path) -> dict:
@@ -73,16 +92,17 @@ def check_complete(model_dir: Path) -> dict:
             f"--model_dir='{model_dir}' lacks {', '.join(missing)}: an incomplete run folder"
         )
     run_config = _read_json_object(model_dir, "config.json")
+    count = read_molecule(model_dir).num_coordinates
     for name in ("position_columns", "momentum_columns"):
         columns = run_config.get(name)
         if not (
             isinstance(columns, list)
-            and len(columns) == 9
+            and len(columns) == count
             and all(isinstance(column, str) for column in columns)
         ):
             raise UserInputError(
                 f"--model_dir='{model_dir}' has a damaged config.json: '{name}' is "
-                f"{json.dumps(columns)[:80]}, expected a list of 9 column names"
+                f"{json.dumps(columns)[:80]}, expected a list of {count} column names"
             )
     return run_config
 

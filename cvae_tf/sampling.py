@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 
 from cvae_tf import calibration, physics
+from cvae_tf.molecule import OCS, Molecule
 
 SELECTIONS = ("none", "energy")
 SELECT_HELP = (
@@ -24,12 +25,12 @@ def chunk_rows(num_events: int) -> Iterator[slice]:
 def posterior_samples(
     sample_once: Callable[[np.ndarray], np.ndarray], momenta_table: np.ndarray, num_samples: int
 ) -> np.ndarray:
-    """Positions (bohr) [num_samples, events, 9] for momenta (a.u.) [events, 9].
+    """Positions (bohr) [num_samples, events, 3n] for momenta (a.u.) [events, 3n].
 
     Args:
-      sample_once: maps momenta [n, 9] to one latent sample of positions [n, 9] per row, such as
+      sample_once: maps momenta [n, 3n] to one latent sample of positions [n, 3n] per row, such as
         a SavedModel's `serve` endpoint or a keras model's `predict`.
-      momenta_table: raw momenta, float, [events, 9].
+      momenta_table: raw momenta, float, [events, 3n].
       num_samples: K ≥ 1 draws per event.
     """
     chunks = []
@@ -42,7 +43,7 @@ def posterior_samples(
 
 
 def compiled_moments(cvae, batch_size: int, jit_compile: bool = True) -> Callable:
-    """A numpy function: momenta [n, 9] → (means, variances) [n, 9] of one latent draw each.
+    """A numpy function: momenta [n, 3n] → (means, variances) [n, 3n] of one latent draw each.
 
     `cvae.sample_moments` compiled once with tf.function (XLA if `jit_compile`), applied to
     `batch_size` rows at a time (batched_moments).
@@ -55,7 +56,7 @@ def compiled_moments(cvae, batch_size: int, jit_compile: bool = True) -> Callabl
     # arguments but 1 was given").
     compiled = tf.function(
         cvae.sample_moments,
-        input_signature=[tf.TensorSpec((None, 9), tf.float32)],
+        input_signature=[tf.TensorSpec((None, cvae.num_features), tf.float32)],
         jit_compile=jit_compile,
         autograph=False,
     )
@@ -63,10 +64,10 @@ def compiled_moments(cvae, batch_size: int, jit_compile: bool = True) -> Callabl
 
 
 def batched_moments(sample_moments: Callable, batch_size: int) -> Callable:
-    """A numpy function: momenta [n, 9] → (means, variances) [n, 9], `batch_size` rows a call.
+    """A numpy function: momenta [n, 3n] → (means, variances) [n, 3n], `batch_size` rows a call.
 
-    `sample_moments` maps momenta [rows, 9] to one latent draw's decoder mean and variance side
-    by side, [rows, 18]: the CVAE's `sample_moments` or the SavedModel's `moments` endpoint.
+    `sample_moments` maps momenta [rows, 3n] to one latent draw's decoder mean and variance side
+    by side, [rows, 6n]: the CVAE's `sample_moments` or the SavedModel's `moments` endpoint.
     """
 
     def moments_once(momenta_table):
@@ -76,7 +77,8 @@ def batched_moments(sample_moments: Callable, batch_size: int) -> Callable:
                 for start in range(0, len(momenta_table), batch_size)
             ]
         )
-        return both[:, :9], both[:, 9:]
+        half = both.shape[1] // 2
+        return both[:, :half], both[:, half:]
 
     return moments_once
 
@@ -86,12 +88,12 @@ def posterior_moments(
     momenta_table: np.ndarray,
     num_samples: int,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The decoder's means (bohr) and variances (bohr²) [num_samples, events, 9] of K draws.
+    """The decoder's means (bohr) and variances (bohr²) [num_samples, events, 3n] of K draws.
 
     Args:
-      moments_once: maps momenta [n, 9] to one latent draw's decoder (mean, variance) per row,
+      moments_once: maps momenta [n, 3n] to one latent draw's decoder (mean, variance) per row,
         such as `compiled_moments(cvae)` or a SavedModel's `moments` endpoint split in two.
-      momenta_table: raw momenta, float, [events, 9].
+      momenta_table: raw momenta, float, [events, 3n].
       num_samples: K ≥ 1 latent draws per event.
     """
     chunk = np.asarray(momenta_table, dtype=np.float32)
@@ -104,7 +106,7 @@ def posterior_moments(
 
 
 def mixture_summary(means: np.ndarray, variances: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and standard deviation [events, 9] of the equal mixture of K Gaussians.
+    """Mean and standard deviation [events, 3n] of the equal mixture of K Gaussians.
 
     Mean = mean of the means; variance = variance of the means (what the latent draws spread)
     + mean of the variances (the decoder's own spread), the law of total variance.
@@ -115,7 +117,7 @@ def mixture_summary(means: np.ndarray, variances: np.ndarray) -> tuple[np.ndarra
 def draw_samples(
     means: np.ndarray, variances: np.ndarray, rng: np.random.Generator, num_samples: int
 ) -> np.ndarray:
-    """`num_samples` draws [num_samples, events, 9] from the mixture: a component, then noise."""
+    """`num_samples` draws [num_samples, events, 3n] from the mixture: a component, then noise."""
     components = rng.integers(0, len(means), size=(num_samples, means.shape[1]))
     rows = np.arange(means.shape[1])
     chosen_means, chosen_variances = means[components, rows], variances[components, rows]
@@ -131,7 +133,7 @@ def predictive_chunks(
     """(rows, mean, std, draws) of the predictive mixture, CHUNK_EVENTS events at a time.
 
     K = num_samples latent draws per event make the mixture (mixture_summary); `draws` are
-    max(K, 2) samples of it [draws, rows, 9], for the CRPS and the energy selection. Memory
+    max(K, 2) samples of it [draws, rows, 3n], for the CRPS and the energy selection. Memory
     holds K draws of one chunk.
     """
     for rows in chunk_rows(len(momenta_table)):
@@ -148,11 +150,12 @@ def predictive_summary(
     *,
     select_energy: bool = True,
     truth_table: np.ndarray | None = None,
+    fragments: Molecule = OCS,
 ) -> dict[str, np.ndarray]:
-    """Per event [events, 9] the predictive mixture's "mean" and "std" (bohr), a chunk at a time.
+    """Per event [events, 3n] the predictive mixture's "mean" and "std" (bohr), a chunk at a time.
 
     Also "energy", the energy-selected draw (select_by_energy), if `select_energy`; and "crps",
-    each coordinate's CRPS (bohr) against the true positions `truth_table` [events, 9], if given.
+    each coordinate's CRPS (bohr) against the true positions `truth_table` [events, 3n], if given.
     """
     summaries = {"mean": [], "std": []}
     if select_energy:
@@ -163,20 +166,28 @@ def predictive_summary(
         summaries["mean"].append(mean)
         summaries["std"].append(std)
         if select_energy:
-            summaries["energy"].append(select_by_energy(draws, momenta_table[rows]))
+            summaries["energy"].append(select_by_energy(draws, momenta_table[rows], fragments))
         if truth_table is not None:
             summaries["crps"].append(calibration.crps_from_samples(draws, truth_table[rows]))
     return {name: np.concatenate(values) for name, values in summaries.items()}
 
 
-def select_by_energy(samples: np.ndarray, momenta_table: np.ndarray) -> np.ndarray:
-    """Per event, the sample [events, 9] whose potential energy best matches the measured KE.
+def select_by_energy(
+    samples: np.ndarray, momenta_table: np.ndarray, fragments: Molecule = OCS
+) -> np.ndarray:
+    """Per event, the sample [events, 3n] whose potential energy best matches the measured KE.
 
-    For an event that starts at rest the final kinetic energy equals the initial Coulomb energy,
-    so among plausible geometries the one with PE closest to KE is the most consistent.
+    For an event that starts at rest the final kinetic energy equals the initial Coulomb energy
+    (with the molecule's masses and charges), so among plausible geometries the one with PE
+    closest to KE is the most consistent.
     """
     num_samples, num_events = samples.shape[:2]
-    kinetic = physics.kinetic_energy(np.reshape(momenta_table, (num_events, 3, 3)))
-    potential = physics.potential_energy(np.reshape(samples, (num_samples, num_events, 3, 3)))
+    shape = (fragments.num_fragments, 3)
+    kinetic = physics.kinetic_energy(
+        np.reshape(momenta_table, (num_events, *shape)), fragments.mass_array
+    )
+    potential = physics.potential_energy(
+        np.reshape(samples, (num_samples, num_events, *shape)), fragments.charge_array
+    )
     best = np.argmin(np.abs(potential - kinetic), axis=0)
     return samples[best, np.arange(num_events)]

@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from cvae_tf import chunk_pool, physics
+from cvae_tf import chunk_pool, molecule, physics
 from cvae_tf.errors import UserInputError
 from cvae_tf.flag_fields import option
 
@@ -238,7 +238,11 @@ def zero_point_momenta(num_events: int, rng: np.random.Generator, spread: float)
     return momenta - mass_fraction[:, None] * physics.total_momentum(momenta)[:, None, :]
 
 
-def explode(positions: np.ndarray, initial_momenta: np.ndarray | None = None) -> np.ndarray:
+def explode(
+    positions: np.ndarray,
+    initial_momenta: np.ndarray | None = None,
+    fragments: molecule.Molecule = molecule.OCS,
+) -> np.ndarray:
     """Asymptotic (t → ∞) momenta in a.u. of C²⁺, O²⁺, S²⁺ starting at positions (bohr).
 
     Args:
@@ -248,6 +252,8 @@ def explode(positions: np.ndarray, initial_momenta: np.ndarray | None = None) ->
     Returns:
         Final momenta, same shape, in a.u.; their sum equals the initial total momentum.
     """
+    if not fragments.same_fragments(molecule.OCS):
+        raise NotImplementedError("the simulator integrates OCS at +2/+2/+2 only")
     positions = np.asarray(positions, dtype=np.float64)
     if positions.ndim < 2 or positions.shape[-2:] != (3, 3):
         raise ValueError(f"positions must be shaped (..., 3, 3); received {positions.shape}")

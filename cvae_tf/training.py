@@ -44,9 +44,13 @@ class RunResult:
 
 
 def build_model(config: TrainConfig, train_positions, train_momenta) -> model.CVAE:
-    """The configured (uncompiled) CVAE, normalization fitted on training tables [events, 9]."""
+    """The configured (uncompiled) CVAE, normalization fitted on training tables [events, 3n]."""
+    fragments = config.data.molecule.frame_fragments
     return model_from_statistics(
-        config, *preprocessing.frame_statistics(config.model.frame, train_positions, train_momenta)
+        config,
+        *preprocessing.frame_statistics(
+            config.model.frame, train_positions, train_momenta, fragments
+        ),
     )
 
 
@@ -68,6 +72,7 @@ def model_from_statistics(
         momentum_offset=momentum_offset,
         momentum_variance=momentum_variance,
         seed=config.seed,
+        frame_fragments=config.data.molecule.frame_fragments,
         **dataclasses.asdict(config.model),
     )
 
@@ -301,8 +306,9 @@ def _save_run(cvae, config, split, history, test_metrics, work_dir: Path) -> Non
         np.asarray(curve["nominal"]), np.asarray(curve["observed"]), work_dir / CALIBRATION_FILE
     )
     cvae.save(work_dir / "model.keras")
-    export.export_saved_model(cvae, work_dir / export.SAVED_MODEL_DIR)
+    export.export_saved_model(cvae, work_dir / export.SAVED_MODEL_DIR, config.data.molecule)
     (work_dir / "config.json").write_text(config.to_json() + "\n")
+    run_folder.write_molecule(work_dir, config.data.molecule)
     (work_dir / "metrics.json").write_text(json.dumps(test_metrics, indent=2) + "\n")
     (work_dir / "history.json").write_text(json.dumps(history) + "\n")
     if split is not None:  # streamed runs: the rule and seed give each row's part

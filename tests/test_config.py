@@ -6,6 +6,7 @@ import pytest
 from absl import flags
 
 from cvae_tf import config, flag_fields
+from cvae_tf.data import POSITION_COLUMNS
 from cvae_tf.errors import UserInputError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -31,7 +32,7 @@ FLAGS = set(flag_fields.flag_names(config.TrainConfig))
         (dict(train_fraction=0.9, val_fraction=0.1), "leaves no test events"),
         (dict(position_columns=("cx", "cy")), "--position_columns has 2 names"),
         (dict(momentum_columns=("a",) * 9), "expected 9 distinct names"),
-        (dict(momentum_columns=config.TrainConfig().data.position_columns), "share"),
+        (dict(momentum_columns=POSITION_COLUMNS), "share"),
         (dict(activation="sigmoidal"), "--activation='sigmoidal' is not a keras activation"),
         (dict(data="/no/such/file.csv"), "--data='/no/such/file.csv' is not a file"),
         (dict(data="/no/such/shards-*.csv"), "--data pattern '/no/such/shards-\\*.csv' matches no"),
@@ -45,15 +46,20 @@ def test_bad_values_are_refused_with_the_flag_named(change, message):
     assert "\n" not in str(error.value)
 
 
-def test_defaults_are_valid():
-    assert config.validate(config.TrainConfig()) == config.TrainConfig()
+def test_defaults_are_valid_and_resolve_to_ocs_and_its_columns():
+    validated = config.validate(config.TrainConfig())
+    assert validated.data.molecule.labels == ("C", "O", "S")
+    assert validated.data.molecule.charges == (2, 2, 2)
+    assert validated.data.position_columns == ("cx", "cy", "cz", "ox", "oy", "oz", "sx", "sy", "sz")
+    assert validated.data.momentum_columns[:3] == ("pcx", "pcy", "pcz")
+    assert config.validate(validated) == validated
 
 
 def test_the_default_flagfile_states_the_real_defaults():
     flag_values = flags.FlagValues()
     config.define_flags(flag_values)
     flag_values(["train", f"--flagfile={REPO / 'flags' / 'default.cfg'}"])
-    assert config.from_flags(flag_values) == config.TrainConfig()
+    assert config.from_flags(flag_values) == config.validate(config.TrainConfig())
 
 
 def test_the_default_flagfile_spells_out_every_flag():

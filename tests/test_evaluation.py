@@ -13,6 +13,8 @@ SPREAD = 0.05  # bohr, the stub decoder's standard deviation
 class ExactDecoder:
     """Every latent draw decodes to GEOMETRY with variance SPREAD², whatever the momenta."""
 
+    num_features = 9  # coordinates a table: 3 fragments × 3 axes, as a CVAE's
+
     def sample_moments(self, momenta):
         rows = tf.shape(momenta)[0]
         mean = tf.tile(tf.constant(GEOMETRY.reshape(1, 9), tf.float32), [rows, 1])

@@ -8,6 +8,7 @@ import pytest
 from absl import flags
 
 from cvae_tf import csv_files, data, frames, split, train
+from cvae_tf.molecule import OCS
 from tests.conftest import REPO
 from tests.expected import ERROR_AND_ENERGY_METRICS
 
@@ -42,6 +43,9 @@ def test_config_json_records_every_flag(quick_run, events_csv):
     for name in recorded:
         if name not in ("output_dir", "run_name"):  # set on the quick run's command line
             expected = flag_values[name].value
+            if name in ("position_columns", "momentum_columns") and not expected:
+                # Empty means the molecule's columns; config.json records them resolved.
+                expected = list(getattr(OCS, name))
             assert recorded[name] == expected, name
     assert recorded["hidden_dim"] == 16 and recorded["epochs"] == 3  # from the quick flagfile
     assert recorded["momentum_columns"] == list(data.MOMENTUM_COLUMNS)
