@@ -2,9 +2,12 @@
 
 import contextlib
 import errno
+import fcntl
 import os
+import shutil
+import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from cvae_tf.errors import UserInputError
@@ -76,6 +79,55 @@ def check_writable(path: str | os.PathLike) -> None:
         raise write_error(error, path) or error from None
     os.close(handle)
     os.unlink(probe)
+
+
+def locked_new(make: Callable[[], tuple[int, str]]) -> tuple[int, str]:
+    """A new temporary file or folder from `make`, flocked: its open descriptor and its name.
+
+    `make` creates it and returns a descriptor open on it and its name (mkstemp's pair). A
+    holder keeps the descriptor open, so the flock, as long as the file or folder lives;
+    remove_abandoned takes only those whose lock is free.
+    """
+    while True:
+        descriptor, name = make()
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        try:
+            if os.stat(name).st_ino == os.fstat(descriptor).st_ino:
+                return descriptor, name
+        except FileNotFoundError:
+            pass
+        # Another process's remove_abandoned found it in the instant before the lock.
+        os.close(descriptor)
+
+
+def remove_abandoned(candidates: Iterable[Path]) -> list[Path]:
+    """Removes the temporary files and folders whose holder died (SIGKILL); returns them.
+
+    Their holder (see locked_new) keeps an flock on each as long as it lives, and the system
+    drops the lock when the holder dies, however it dies: one whose lock can be taken was
+    therefore abandoned. Chosen over a holder's PID in the name: a PID may be reused, and on a
+    shared file system (a cluster's) it names a process on another machine, while NFS passes
+    flock locks between machines.
+    """
+    removed = []
+    for candidate in candidates:
+        try:  # NONBLOCK: opening a FIFO of that name must not wait for a writer
+            descriptor = os.open(candidate, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:  # gone meanwhile, a link, or not ours to read: leave it
+            continue
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            # Under the lock, so a holder that takes it next sees it gone.
+            if stat.S_ISDIR(os.fstat(descriptor).st_mode):
+                shutil.rmtree(candidate)
+            else:
+                candidate.unlink()
+            removed.append(candidate)
+        except OSError:  # locked: its holder still runs; or it cannot be removed
+            pass
+        finally:
+            os.close(descriptor)
+    return removed
 
 
 def _not_writable(target: Path, folder: Path) -> str:
