@@ -4,6 +4,7 @@ import contextlib
 import errno
 import fcntl
 import os
+import resource
 import shutil
 import stat
 import tempfile
@@ -51,6 +52,23 @@ def write_error(error: OSError, path: str | os.PathLike | None = None) -> WriteE
     return None
 
 
+def write_error_of(error: BaseException, path: str | os.PathLike) -> WriteError | None:
+    """The one-line WriteError for an error a library raised from a write of `path`, or None.
+
+    For an OSError with its errno, as write_error. h5py (OSError without errno, RuntimeError)
+    and TensorFlow (tf.errors.OpError: OutOfRangeError, ResourceExhaustedError, UnknownError)
+    carry the system's reason only in their message ("File too large", "No space left on
+    device"), so the reason is found there; an error that names none is not a write fault.
+    """
+    if isinstance(error, OSError) and error.errno is not None:
+        return write_error(error, error.filename or path)
+    message = str(error)
+    for code in _REASONS:
+        if os.strerror(code) in message:
+            return write_error(OSError(code, os.strerror(code)), path)
+    return None
+
+
 @contextlib.contextmanager
 def writing(path: str | os.PathLike | None = None) -> Iterator[None]:
     """Turns an OSError of a write of `path` (None: the error's own file) into a WriteError."""
@@ -79,6 +97,34 @@ def check_writable(path: str | os.PathLike) -> None:
         raise write_error(error, path) or error from None
     os.close(handle)
     os.unlink(probe)
+
+
+def check_room(path: str | os.PathLike, size: int, largest_file: int, what: str) -> None:
+    """Refuses, before heavy work, `what` of `size` bytes at `path` that could not be written.
+
+    Checked against the free space of the disk `path` would be on, and against the file-size
+    limit (ulimit -f, RLIMIT_FSIZE's soft limit) for its largest file of `largest_file` bytes.
+    `what` names the output in the message, e.g. "the run (a model of 2,218 parameters)".
+    """
+    path = Path(path)
+    folder = _existing_ancestor(path)
+    free = shutil.disk_usage(folder).free
+    if size > free:
+        raise WriteError(
+            f"cannot write '{path}': {what} needs about {_megabytes(size)}, but '{folder}' has "
+            f"{_megabytes(free)} free; free some space or choose a folder on another disk"
+        )
+    limit, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
+    if limit != resource.RLIM_INFINITY and largest_file > limit:
+        raise WriteError(
+            f"cannot write '{path}': {what} needs a file of about {_megabytes(largest_file)}, "
+            f"above the file-size limit (ulimit -f) of {_megabytes(limit)}; raise it (ulimit -f "
+            "unlimited) or write less"
+        )
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1e6:,.2f} MB"
 
 
 def locked_new(make: Callable[[], tuple[int, str]]) -> tuple[int, str]:
