@@ -104,7 +104,7 @@ def check_room(path: str | os.PathLike, size: int, largest_file: int, what: str)
 
     Checked against the free space of the disk `path` would be on, and against the file-size
     limit (ulimit -f, RLIMIT_FSIZE's soft limit) for its largest file of `largest_file` bytes.
-    `what` names the output in the message, e.g. "the run (a model of 2,218 parameters)".
+    `what` names the output in the message, e.g. "the run (a model of 2,218 weights)".
     """
     path = Path(path)
     folder = _existing_ancestor(path)
