@@ -1,5 +1,6 @@
 """Training callbacks: relative early stopping and learning-rate cuts, like-for-like training
-metrics, the latent statistics' reset, and the learning curves drawn when training ends."""
+metrics, the latent statistics' reset, the learning curves drawn when training ends, and the
+epoch backup that checks for room first."""
 
 import math
 from pathlib import Path
@@ -7,7 +8,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from cvae_tf import epoch_history, plots
+from cvae_tf import epoch_history, file_writes, plots
 
 MONITOR = "val_atom_error"  # what early stopping and the learning-rate schedule watch
 
@@ -214,3 +215,27 @@ class EpochWatch(keras.callbacks.TerminateOnNaN):
         if self.diverged is None:
             self.diverged = (epoch, key, float(value))
         return True
+
+
+class RoomCheckedBackup(keras.callbacks.BackupAndRestore):
+    """keras' BackupAndRestore that refuses an epoch's checkpoint the disk has no room for.
+
+    h5py, when a write inside its file fails (a full disk, ulimit -f), floods stderr with
+    errors from its objects' clean-up and may crash the process at exit; checking the free
+    space and the file-size limit against `checkpoint_bytes` (an estimate from above) first
+    turns a disk that filled up during training into one WriteError, the last completed
+    epoch's checkpoint intact.
+    """
+
+    def __init__(self, backup_dir: str, checkpoint_bytes: int, **kwargs):
+        super().__init__(backup_dir, **kwargs)
+        self.checkpoint_bytes = checkpoint_bytes
+
+    def on_epoch_end(self, epoch, logs=None):
+        file_writes.check_room(
+            Path(self.backup_dir) / "latest.weights.h5",
+            self.checkpoint_bytes,
+            self.checkpoint_bytes,
+            f"epoch {epoch + 1}'s checkpoint",
+        )
+        super().on_epoch_end(epoch, logs)

@@ -3,7 +3,6 @@
 import codecs
 import csv
 import errno
-import fcntl
 import glob
 import os
 import stat
@@ -133,43 +132,17 @@ def remove_abandoned_temporaries(path: str | os.PathLike) -> list[Path]:
     """Removes the temporary files of writers of `path` that died (SIGKILL); returns them.
 
     write_csv_atomically holds an flock on its temporary file `.<name>.*.tmp` as long as the
-    file has that name, and the system drops the lock when the writer dies, however it dies. A
-    temporary file whose lock can be taken was therefore abandoned. Chosen over a writer's PID in
-    the name: a PID may be reused, and on a shared file system (a cluster's) it names a process
-    on another machine, while NFS passes flock locks between machines.
+    file has that name (file_writes.locked_new), so an unlocked one is provably abandoned.
     """
     path = Path(path)
-    removed = []
-    for candidate in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
-        try:  # NONBLOCK: opening a FIFO of that name must not wait for a writer
-            descriptor = os.open(candidate, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-        except OSError:  # gone meanwhile, a link, or not ours to read: leave it
-            continue
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            candidate.unlink()  # under the lock, so a writer that takes it next sees it gone
-            removed.append(candidate)
-        except OSError:  # locked: its writer still runs; or it cannot be removed
-            pass
-        finally:
-            os.close(descriptor)
-    return removed
+    return file_writes.remove_abandoned(path.parent.glob(f".{glob.escape(path.name)}.*.tmp"))
 
 
 def _locked_temporary(path: Path) -> tuple[int, str]:
     """A new temporary file beside `path`, open and flocked: its descriptor and name."""
-    while True:
-        handle, temporary = tempfile.mkstemp(
-            dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
-        )
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            if os.stat(temporary).st_ino == os.fstat(handle).st_ino:
-                return handle, temporary
-        except FileNotFoundError:
-            pass
-        # Another writer's clean-up found it in the instant before the lock and removed it.
-        os.close(handle)
+    return file_writes.locked_new(
+        lambda: tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    )
 
 
 def _umask() -> int:

@@ -1,6 +1,8 @@
 """The SavedModel a run exports: raw momenta in, raw positions out, usable without our code."""
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import keras
@@ -45,10 +47,17 @@ def export_saved_model(
     description = tf.constant(json.dumps(fragments.to_dict(), ensure_ascii=False))
     archive.add_endpoint(name="molecule", fn=lambda: description, input_signature=[])
     # TensorFlow logs each asset and signature renaming at INFO through absl: noise for users.
-    verbosity = logging.get_verbosity()
-    logging.set_verbosity(logging.WARNING)
-    try:
+    with _absl_verbosity(logging.WARNING):
         archive.write_out(str(path), verbose=False)
+
+
+@contextlib.contextmanager
+def _absl_verbosity(level: int) -> Iterator[None]:
+    """Only absl log records at `level` or above meanwhile (TensorFlow's Python logs there)."""
+    verbosity = logging.get_verbosity()
+    logging.set_verbosity(level)
+    try:
+        yield
     finally:
         logging.set_verbosity(verbosity)
 
@@ -66,7 +75,11 @@ def load_saved_model(path: str | Path, folder_flag: str = "--model_dir"):
     _check_saved_model_files(path, where)
     try:
         # The variables are restored during load (a truncated data file fails here, not later).
-        serving = tf.saved_model.load(str(path))
+        # A damaged fingerprint.pb, a checksum the load does not need, TensorFlow logs as an
+        # error with a traceback and loads on: quiet, so stderr keeps to our one line. What
+        # does stop the load it raises, and that is caught here.
+        with _absl_verbosity(logging.FATAL):
+            serving = tf.saved_model.load(str(path))
     except (OSError, ValueError, IndexError, tf.errors.OpError) as error:
         # OSError: unreadable file; ValueError: a graph without meta graphs; IndexError ("Read
         # less bytes than requested") and OpError (DataLossError: checksum) from the variables'

@@ -7,6 +7,8 @@ training and validation parts into binary files (part_files.py) that the epochs 
 
 import contextlib
 import dataclasses
+import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -35,6 +37,7 @@ TRAIN_SAMPLE_SIZE = 8192  # training events measured like validation each epoch
 # Files together larger than this are streamed when --data_loading=auto: loaded whole, 512 MiB
 # of CSV (about two million events) take about 1.5 GB of memory while pandas parses them.
 STREAM_THRESHOLD_BYTES = 512 * 2**20
+STREAM_FOLDER_PREFIX = "cvae_tf_stream_"  # a streamed run's part files, in $TMPDIR
 
 
 @dataclasses.dataclass
@@ -82,6 +85,7 @@ def load(config: TrainConfig, batch_size: int | None = None) -> TrainingData:
     --data_loading=memory reads every file whole; stream reads them block by block each epoch
     (scan); auto streams when the files together exceed STREAM_THRESHOLD_BYTES.
     """
+    remove_abandoned_stream_folders()
     files, data_config = source_files(config), config.data
     source = event_source.EventSource(
         files=files,
@@ -157,8 +161,8 @@ def _streamed_data(
             "files first with python -m cvae_tf.align, one file or shard at a time"
         )
     # The binary copies of the training and validation parts, removed by TrainingData.close.
-    with _temporary_writes(Path(tempfile.gettempdir()) / "cvae_tf_stream_*"):
-        cache = tempfile.TemporaryDirectory(prefix="cvae_tf_stream_")
+    with _temporary_writes(Path(tempfile.gettempdir()) / f"{STREAM_FOLDER_PREFIX}*"):
+        cache = _StreamFolder()
     print(
         f"Streaming {len(source.files)} data file(s): one pass for the statistics, the parts "
         f"copied to {cache.name} ...",
@@ -203,6 +207,42 @@ def _streamed_data(
         split=None,
         close=cache.cleanup,
     )
+
+
+class _StreamFolder:
+    """A new folder for a streamed run's part files in $TMPDIR, flocked as long as it lives.
+
+    tempfile.TemporaryDirectory, which this replaces, goes on a signal but stays after SIGKILL;
+    the lock (file_writes.locked_new) lets the next training tell such a folder, abandoned,
+    from one a live training still reads (remove_abandoned_stream_folders).
+    """
+
+    def __init__(self):
+        def make() -> tuple[int, str]:
+            name = tempfile.mkdtemp(prefix=STREAM_FOLDER_PREFIX)
+            return os.open(name, os.O_RDONLY | os.O_DIRECTORY), name
+
+        self._descriptor, self.name = file_writes.locked_new(make)
+
+    def cleanup(self) -> None:
+        """Removes the folder, then releases its lock; a second call does nothing."""
+        if self._descriptor is None:
+            return
+        shutil.rmtree(self.name, ignore_errors=True)
+        os.close(self._descriptor)
+        self._descriptor = None
+
+
+def remove_abandoned_stream_folders() -> list[Path]:
+    """Removes the part-file folders that trainings killed outright (SIGKILL) left; returns them.
+
+    A folder whose lock a live training holds is kept.
+    """
+    try:
+        folder = Path(tempfile.gettempdir())
+    except OSError:  # no usable temporary folder: nothing there to remove
+        return []
+    return file_writes.remove_abandoned(folder.glob(f"{STREAM_FOLDER_PREFIX}*"))
 
 
 @contextlib.contextmanager

@@ -23,6 +23,7 @@ from cvae_tf import (
     preprocessing,
     recalibration,
     run_folder,
+    run_size,
     signals,
 )
 from cvae_tf.config import TrainConfig
@@ -129,6 +130,10 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> RunResult:
                 jit_compile=jit_compile,
             )
 
+        # Before any file of the run: keras' and TensorFlow's own writes (checkpoint, SavedModel)
+        # fail less cleanly than ours, and h5py's may crash the process.
+        size = run_size.estimate(cvae.count_params(), optimization.epochs, sum(run_data.part_sizes))
+        size.check_room(run_dir if chief else work_dir)
         with file_writes.writing(output_dir):
             output_dir.mkdir(parents=True, exist_ok=True)
         with run_folder.locked_partial(work_dir, fresh=not output.resume):
@@ -140,7 +145,9 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> RunResult:
                 cvae.fit(
                     **run_data.fit_inputs,
                     epochs=optimization.epochs,
-                    callbacks=_callback_stack(config, work_dir, watch, run_data, batch_size),
+                    callbacks=_callback_stack(
+                        config, work_dir, watch, run_data, batch_size, size.checkpoint_bytes
+                    ),
                     verbose=_progress_verbosity(verbose) if chief else 0,
                 )
                 if watch.diverged:
@@ -197,12 +204,14 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> RunResult:
                 shutil.rmtree(work_dir / BACKUP_DIR, ignore_errors=True)
                 (work_dir / run_folder.RESUME_FILE).unlink()
                 run_folder.publish(work_dir, run_dir)
-            except (OSError, file_writes.WriteError) as error:
+            except (OSError, RuntimeError, tf.errors.OpError, file_writes.WriteError) as error:
                 # A full disk, a size limit or a lost folder mid-run: the last completed epoch's
                 # backup stays, as after Ctrl-C, since the fault is usually fixed in minutes.
+                # RuntimeError and OpError: h5py's and TensorFlow's own writes (checkpoint,
+                # TensorBoard, SavedModel), which name the system's reason only in words.
                 failed = error
-                if isinstance(error, OSError):
-                    failed = file_writes.write_error(error, error.filename or work_dir)
+                if not isinstance(error, file_writes.WriteError):
+                    failed = file_writes.write_error_of(error, work_dir)
                 if failed is None:
                     raise
                 raise file_writes.WriteError(
@@ -258,6 +267,7 @@ def _callback_stack(
     watch: callbacks.EpochWatch,
     run_data: input_pipeline.TrainingData,
     batch_size: int,
+    checkpoint_bytes: int,
 ) -> list[keras.callbacks.Callback]:
     optimization = config.optimization
     schedule = (
@@ -287,8 +297,11 @@ def _callback_stack(
         keras.callbacks.TensorBoard(log_dir=str(work_dir / "logs"), write_graph=False),
         # Last, so an epoch is backed up only after its CSV line is written; kept after fit
         # (delete_checkpoint=False) so a failure during evaluation can still be resumed.
-        keras.callbacks.BackupAndRestore(
-            str(work_dir / BACKUP_DIR), double_checkpoint=True, delete_checkpoint=False
+        callbacks.RoomCheckedBackup(
+            str(work_dir / BACKUP_DIR),
+            checkpoint_bytes,
+            double_checkpoint=True,
+            delete_checkpoint=False,
         ),
     ]
 

@@ -205,6 +205,55 @@ def test_train_refuses_an_unwritable_output_dir_before_training(events_csv):
     assert "Epoch" not in result.stdout  # refused before the fit
 
 
+def test_train_under_a_file_size_limit_below_its_checkpoint_is_refused_before_training(
+    events_csv, tmp_path
+):
+    """keras' checkpoint, written by h5py, failed mid-fit: a flood of errors, then SIGSEGV."""
+    output_dir = tmp_path / "runs"
+    result = run(
+        "train",
+        "--flagfile=flags/quick.cfg",
+        f"--data={events_csv}",
+        f"--output_dir={output_dir}",
+        "--run_name=quick",
+        file_size=60_000,  # below the checkpoint's real size, 89 kB
+    )
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr[-3000:]
+    assert lines[0].startswith(
+        f"error: cannot write '{output_dir / 'quick'}': the run (a model of 2,218 weights, up "
+        "to 3 epochs) needs a file of about 1."
+    ), lines
+    assert "above the file-size limit (ulimit -f) of 0.06 MB; raise it" in lines[0]
+    assert "Epoch" not in result.stdout  # refused before the fit
+    assert list(tmp_path.iterdir()) == []  # neither a run folder nor a partial one
+
+
+@needs_mount
+def test_train_onto_a_disk_too_small_for_the_run_is_refused_before_training(events_csv, tmp_path):
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    output_dir = disk / "runs"
+    result = run(
+        "train",
+        "--flagfile=flags/quick.cfg",
+        f"--data={events_csv}",
+        f"--output_dir={output_dir}",
+        "--run_name=quick",
+        disk=disk,
+        disk_bytes=256 * 1024,  # the run takes 0.55 MB
+    )
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr[-3000:]
+    assert lines[0].startswith(
+        f"error: cannot write '{output_dir / 'quick'}': the run (a model of 2,218 weights, up "
+        "to 3 epochs) needs about "
+    ), lines
+    assert f"but '{disk}' has 0.26 MB free; free some space or choose a folder" in lines[0]
+    assert "Epoch" not in result.stdout
+    assert (tmp_path / "disk.left").read_text() == ""  # not even the output folder
+
+
 def test_streamed_training_under_a_file_size_limit_leaves_no_part_files(events_csv, tmp_path):
     temporary, output_dir = tmp_path / "tmp", tmp_path / "runs"
     temporary.mkdir()

@@ -121,6 +121,24 @@ def test_predict_refusals_exit_2_with_one_line(quick_run, events_csv, tmp_path, 
     assert not (tmp_path / "out.csv").exists()
 
 
+def test_predict_with_a_garbled_fingerprint_keeps_stderr_clean(
+    quick_run, events_csv, tmp_path, run_command
+):
+    """TensorFlow logged a damaged fingerprint.pb as an error with a traceback, then loaded."""
+    run_dir, _ = quick_run
+    model_dir = tmp_path / "run"
+    shutil.copytree(run_dir, model_dir)
+    fingerprint = model_dir / export.SAVED_MODEL_DIR / "fingerprint.pb"
+    fingerprint.write_bytes(bytes(range(7, 256, 3)))  # no FingerprintDef protobuf
+    output = tmp_path / "positions.csv"
+    result = run_command(
+        "predict", f"--model_dir={model_dir}", f"--input={events_csv}", f"--output={output}"
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stderr == ""
+    assert len(pd.read_csv(output)) == len(pd.read_csv(events_csv))
+
+
 def test_predict_refuses_a_fifo_input_without_waiting(quick_run, tmp_path):
     """A named pipe as --input is refused by its kind: opening it would wait for a writer."""
     run_dir, _ = quick_run

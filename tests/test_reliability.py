@@ -2,6 +2,7 @@
 
 import json
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -339,3 +340,77 @@ def test_sigterm_keeps_the_partial_run_says_how_to_resume_and_exits_143(events_c
     assert "Traceback" not in stderr
     assert os.listdir(tmp_path) == [partial.name]  # no run folder under the run name
     assert _completed_epochs(metadata) >= 1  # the backup a --resume starts from
+
+
+def test_a_file_size_limit_set_during_training_ends_with_one_line_and_keeps_the_partial_run(
+    events_csv, tmp_path
+):
+    """h5py, failing inside keras' first epoch checkpoint, flooded stderr and crashed (SIGSEGV)."""
+    partial = run_folder.partial_path(tmp_path, "long")
+    process = _start_long_training(
+        _long_training_flags(events_csv, tmp_path), stderr=subprocess.PIPE, text=True
+    )
+    try:
+        # CSVLogger opens history.csv when fit begins: the first checkpoint is still to come.
+        deadline = time.monotonic() + 120
+        while not (partial / training.HISTORY_FILE).exists():
+            assert process.poll() is None and time.monotonic() < deadline, "training never ran"
+            time.sleep(0.01)
+        # A real ulimit -f, set on the running training: below its checkpoint (89 kB), above
+        # its history and TensorBoard files (a few kB).
+        _, hard = resource.prlimit(process.pid, resource.RLIMIT_FSIZE)
+        resource.prlimit(process.pid, resource.RLIMIT_FSIZE, (50_000, hard))
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        process.kill()
+        process.wait()
+    assert process.returncode == 2, stderr[-3000:]
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in stderr, stderr[-3000:]
+    assert lines[0].startswith(f"error: cannot write '{partial / training.BACKUP_DIR}"), lines
+    assert "above the file-size limit (ulimit -f) of 0.05 MB" in lines[0]
+    assert lines[0].endswith(
+        f"the run so far is kept in '{partial}': once the fault is fixed, continue with "
+        "--run_name=long --resume, or restart with --overwrite"
+    )
+    assert os.listdir(tmp_path) == [partial.name]  # no run folder under the run name
+    assert (partial / run_folder.RESUME_FILE).is_file()  # what a --resume checks
+
+
+class LimitFileSizeAtTrainEnd(keras.callbacks.Callback):
+    """Sets a real ulimit -f (RLIMIT_FSIZE's soft limit) on this process when fit ends."""
+
+    def __init__(self, limit_bytes):
+        super().__init__()
+        self.limit_bytes = limit_bytes
+
+    def on_train_end(self, logs=None):
+        _, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (self.limit_bytes, hard))
+
+
+def test_a_savedmodel_write_tensorflow_fails_is_one_line_and_keeps_the_partial_run(
+    events_csv, tmp_path, monkeypatch
+):
+    """TensorFlow's own write failed as a traceback (OutOfRangeError: File too large)."""
+    stack = training._callback_stack
+    # 120 kB: room for the calibration curve (42 kB) and model.keras (90 kB), not for the
+    # SavedModel's graph, saved_model.pb (190 kB), which TensorFlow writes itself.
+    monkeypatch.setattr(
+        training,
+        "_callback_stack",
+        lambda *args: [*stack(*args), LimitFileSizeAtTrainEnd(120_000)],
+    )
+    limits = resource.getrlimit(resource.RLIMIT_FSIZE)
+    try:
+        with pytest.raises(UserInputError) as error:
+            training.train(quick_config(events_csv, tmp_path, run_name="run", epochs=2), verbose=0)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limits)
+    partial = run_folder.partial_path(tmp_path, "run")
+    message = str(error.value)
+    assert "\n" not in message
+    assert message.startswith(f"cannot write '{partial}") and "(ulimit -f) was reached" in message
+    assert "continue with --run_name=run --resume" in message
+    assert os.listdir(tmp_path) == [partial.name]
+    assert (partial / training.BACKUP_DIR / "latest.weights.h5").is_file()

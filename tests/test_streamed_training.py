@@ -1,15 +1,21 @@
 """Training on streamed CSV shards: the split and statistics of in-memory data, a full run."""
 
+import fcntl
 import json
+import os
+import signal
+import subprocess
+import sys
 import tempfile
+import time
 import zipfile
 
 import numpy as np
 import pytest
 
-from cvae_tf import csv_files, input_pipeline, simulator, training
+from cvae_tf import csv_files, input_pipeline, run_folder, simulator, training
 from tests.commands import call
-from tests.conftest import quick_config
+from tests.conftest import REPO, quick_config
 
 
 @pytest.fixture(scope="module")
@@ -96,3 +102,47 @@ def test_streaming_refusals(shard_glob, tmp_path):
     message = call("train", *common, f"--data={shard_glob}", "--shuffle_buffer=0")
     assert message == "--shuffle_buffer=0; expected an integer ≥ 1"
     assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_the_folder_a_killed_streamed_training_left_is_removed_by_the_next_one(
+    events_csv, tmp_path, monkeypatch
+):
+    """A SIGKILL leaves the parts' folder in $TMPDIR; the next training removes it, never one
+    that a live training holds (its flock), as write_csv_atomically does with its temporaries."""
+    scratch, output_dir = tmp_path / "tmp", tmp_path / "runs"
+    scratch.mkdir()
+    flags = [f"--data={events_csv}", f"--output_dir={output_dir}", "--run_name=killed"]
+    flags += ["--data_loading=stream", "--epochs=100000", "--patience=999", "--nojit_compile"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cvae_tf.train", "--flagfile=flags/quick.cfg", *flags],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO), "TMPDIR": str(scratch)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    backup = run_folder.partial_path(output_dir, "killed") / training.BACKUP_DIR
+    try:
+        deadline = time.monotonic() + 120
+        while not (backup / "training_metadata.json").exists():  # an epoch into the fit
+            assert process.poll() is None and time.monotonic() < deadline, "training never ran"
+            time.sleep(0.02)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    (abandoned,) = scratch.glob("cvae_tf_stream_*")
+    assert (abandoned / "train.f32").is_file()
+
+    live = scratch / "cvae_tf_stream_live"  # as a training still running holds it
+    live.mkdir()
+    descriptor = os.open(live, os.O_RDONLY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+        config = quick_config(
+            events_csv, output_dir, run_name="next", data_loading="stream", epochs=1
+        )
+        training.train(config, verbose=0)
+        # The abandoned one is gone, and so is the run's own; the live one is kept.
+        assert list(scratch.glob("cvae_tf_stream_*")) == [live]
+    finally:
+        os.close(descriptor)
