@@ -1,11 +1,12 @@
 """The forward model: OCS geometries drawn from a prior, exploded into asymptotic momenta."""
 
 import dataclasses
+import functools
 import math
 
 import numpy as np
 
-from cvae_tf import chunk_pool, physics
+from cvae_tf import chunk_pool, molecule, physics
 from cvae_tf.errors import UserInputError
 from cvae_tf.flag_fields import option
 
@@ -23,20 +24,6 @@ _BLOCK_EVENTS = 8192
 # A bond under a tenth of its mean is a sampling artefact of a wide prior, not a vibration; such
 # geometries are redrawn (the bound keeps the redraw loop finite even when spread ≫ mean).
 _MIN_BOND_FRACTION = 0.1
-
-# Pair order of molecule.all_pairs: CO, CS, OS; their charge products q_i q_j.
-_PAIR_CHARGES = physics.pair_charge_products()
-
-# The integrator works in relative coordinates u = r_O − r_C, w = r_S − r_C, which carry all the
-# dynamics; (u, w, w − u) are the CO, CS and OS pair vectors. With f_p = pair vector / |pair|³,
-# [ü, ẅ] = _RELATIVE_ACCELERATION @ [f_CO, f_CS, f_OS] (from m_i r̈_i = Σ q_i q_j (r_i − r_j)/r³).
-_M_C, _M_O, _M_S = physics.MASSES
-_RELATIVE_ACCELERATION = _PAIR_CHARGES * np.array(
-    [
-        [1 / _M_O + 1 / _M_C, 1 / _M_C, -1 / _M_O],
-        [1 / _M_C, 1 / _M_S + 1 / _M_C, 1 / _M_S],
-    ]
-)
 
 # Blanes & Moan (2002), J. Comput. Appl. Math. 142, 313, SRKN₁₁ᵇ: a symmetric 6th-order
 # kick-drift splitting for H = T(p) + V(q) with 11 force evaluations per step. Measured against
@@ -238,19 +225,32 @@ def zero_point_momenta(num_events: int, rng: np.random.Generator, spread: float)
     return momenta - mass_fraction[:, None] * physics.total_momentum(momenta)[:, None, :]
 
 
-def explode(positions: np.ndarray, initial_momenta: np.ndarray | None = None) -> np.ndarray:
-    """Asymptotic (t → ∞) momenta in a.u. of C²⁺, O²⁺, S²⁺ starting at positions (bohr).
+def explode(
+    positions: np.ndarray,
+    initial_momenta: np.ndarray | None = None,
+    masses: np.ndarray = physics.MASSES,
+    charges: np.ndarray = physics.CHARGES,
+) -> np.ndarray:
+    """Asymptotic (t → ∞) momenta in a.u. of ions of `charges` starting at positions (bohr).
 
     Args:
-        positions: (..., 3 atoms, 3 axes) in bohr, atoms ordered C, O, S; any origin.
+        positions: (..., fragments, 3 axes) in bohr, fragments in the order of masses and
+          charges (default: OCS, C²⁺ + O²⁺ + S²⁺); any origin.
         initial_momenta: same shape, a.u.; None starts every ion at rest.
+        masses: (fragments,) electron masses, 2 or more fragments.
+        charges: (fragments,) e, all > 0.
 
     Returns:
         Final momenta, same shape, in a.u.; their sum equals the initial total momentum.
     """
+    fragments = _fragments(tuple(np.asarray(masses, float)), tuple(np.asarray(charges, float)))
+    count = len(fragments.masses)
     positions = np.asarray(positions, dtype=np.float64)
-    if positions.ndim < 2 or positions.shape[-2:] != (3, 3):
-        raise ValueError(f"positions must be shaped (..., 3, 3); received {positions.shape}")
+    if positions.ndim < 2 or positions.shape[-2:] != (count, 3):
+        raise ValueError(
+            f"positions must be shaped (..., {count}, 3) for {count} fragments; received "
+            f"{positions.shape}"
+        )
     if initial_momenta is None:
         initial_momenta = np.zeros_like(positions)
     initial_momenta = np.asarray(initial_momenta, dtype=np.float64)
@@ -258,84 +258,158 @@ def explode(positions: np.ndarray, initial_momenta: np.ndarray | None = None) ->
         raise ValueError(
             f"initial_momenta shape {initial_momenta.shape} != positions shape {positions.shape}"
         )
-    flat_positions = positions.reshape(-1, 3, 3)
-    flat_momenta = initial_momenta.reshape(-1, 3, 3)
+    flat_positions = positions.reshape(-1, count, 3)
+    flat_momenta = initial_momenta.reshape(-1, count, 3)
     final = np.empty_like(flat_positions)
-    for start in range(0, len(flat_positions), _BLOCK_EVENTS):
-        block = slice(start, start + _BLOCK_EVENTS)
-        final[block] = _explode_block(flat_positions[block], flat_momenta[block])
+    for start in range(0, len(flat_positions), fragments.block_events):
+        block = slice(start, start + fragments.block_events)
+        final[block] = _explode_block(flat_positions[block], flat_momenta[block], fragments)
     return final.reshape(positions.shape)
 
 
-def _explode_block(positions: np.ndarray, momenta: np.ndarray) -> np.ndarray:
-    """explode() on (events, 3, 3) arrays small enough to integrate at once."""
-    num_events = len(positions)
-    velocities = momenta / physics.MASSES[:, None]
-    com_velocity = physics.total_momentum(momenta) / physics.MASSES.sum()
+@dataclasses.dataclass(frozen=True, eq=False)
+class _Fragments:
+    """The integrator's constants for one set of masses and charges.
+
+    It works in relative coordinates u_k = r_k − r_0 (k = 1..n−1), which carry all the dynamics:
+    the pair vectors r_j − r_i of molecule.all_pairs order are u_j for the pairs (0, j), which
+    come first, and u_j − u_i for the others (`far_pairs`). With f_p = pair vector / |pair|³,
+    ü = relative_acceleration @ f (from m_i r̈_i = Σ_j q_i q_j (r_i − r_j)/r³).
+    """
+
+    masses: np.ndarray  # (n,) mₑ
+    charges: np.ndarray  # (n,) e
+    pair_charges: np.ndarray  # (pairs,) q_i q_j
+    relative_acceleration: np.ndarray  # (n − 1, pairs)
+    far_pairs: tuple[tuple[int, int, int], ...]  # (pair, i − 1, j − 1) for pairs (i, j), i ≥ 1
+    kicks: list[np.ndarray]  # the schedule: kick matrices (n − 1, pairs) ...
+    drifts: list[float]  # ... alternating with drift lengths, scaled time units
+    block_events: int  # events integrated together
+
+
+@functools.lru_cache(maxsize=16)
+def _fragments(masses: tuple[float, ...], charges: tuple[float, ...]) -> _Fragments:
+    """The integrator's constants for these masses (mₑ) and charges (e), built once each."""
+    masses, charges = np.array(masses), np.array(charges)
+    count = len(masses)
+    if count < 2 or charges.shape != masses.shape:
+        raise ValueError(f"{count} masses and {len(charges)} charges; expected ≥ 2 of each")
+    if not (np.all(masses > 0) and np.all(charges > 0)):
+        raise ValueError(f"masses {masses} and charges {charges} must be > 0")
+    pairs = molecule.all_pairs(count)
+    pair_charges = physics.pair_charge_products(charges)
+    # d(r_j − r_i)/dt² per unit f_p, fragment by fragment: +1/m_j on j, −1/m_i on i; then
+    # relative to fragment 0 (subtracting −1/m_0 adds 1/m_0 exactly, as the 3-body code did).
+    per_fragment = np.zeros((count, len(pairs)))
+    for pair, (i, j) in enumerate(pairs):
+        per_fragment[j, pair] = 1 / masses[j]
+        per_fragment[i, pair] = -1 / masses[i]
+    relative_acceleration = pair_charges * (per_fragment[1:] - per_fragment[0])
+    far_pairs = tuple((pair, i - 1, j - 1) for pair, (i, j) in enumerate(pairs) if i > 0)
+    kicks, drifts = _kicks_and_drifts(relative_acceleration, _time_steps(masses, charges))
+    # ~40 doubles an event for 3 fragments: 8192 events stay in cache; fewer when more pairs.
+    block_events = _BLOCK_EVENTS * 3 // max(3, len(pairs))
+    return _Fragments(
+        masses, charges, pair_charges, relative_acceleration, far_pairs, kicks, drifts, block_events
+    )
+
+
+def _explode_block(positions: np.ndarray, momenta: np.ndarray, fragments: _Fragments) -> np.ndarray:
+    """explode() on (events, fragments, 3) arrays small enough to integrate at once."""
+    num_events, count = positions.shape[:2]
+    masses = fragments.masses
+    velocities = momenta / masses[:, None]
+    com_velocity = physics.total_momentum(momenta) / masses.sum()
 
     # Coulomb scaling r → λr, t → λ^{3/2}t, p → λ^{-1/2}p maps solutions to solutions; scaling each
     # event to unit harmonic-mean pair distance λ = Σ q_i q_j / PE lets one step schedule serve
     # every geometry, compressed or stretched, with the same relative accuracy.
-    length = _PAIR_CHARGES.sum() / physics.potential_energy(positions)
+    length = fragments.pair_charges.sum() / physics.potential_energy(positions, fragments.charges)
     velocity_scale = np.sqrt(length)
 
     # Axis-first layout (pair, xyz, event) so every numpy call streams over contiguous events.
-    pair_vectors = np.empty((3, 3, num_events))
-    pair_vectors[0] = ((positions[:, 1] - positions[:, 0]) / length[:, None]).T
-    pair_vectors[1] = ((positions[:, 2] - positions[:, 0]) / length[:, None]).T
-    relative_velocities = np.empty((2, 3, num_events))
-    relative_velocities[0] = ((velocities[:, 1] - velocities[:, 0]) * velocity_scale[:, None]).T
-    relative_velocities[1] = ((velocities[:, 2] - velocities[:, 0]) * velocity_scale[:, None]).T
+    pair_vectors = np.empty((len(fragments.pair_charges), 3, num_events))
+    relative_velocities = np.empty((count - 1, 3, num_events))
+    for k in range(1, count):
+        pair_vectors[k - 1] = ((positions[:, k] - positions[:, 0]) / length[:, None]).T
+        relative_velocities[k - 1] = (
+            (velocities[:, k] - velocities[:, 0]) * velocity_scale[:, None]
+        ).T
 
-    _integrate(pair_vectors, relative_velocities)
-    relative_velocities += _straight_line_tail(pair_vectors, relative_velocities)
+    _integrate(pair_vectors, relative_velocities, fragments)
+    relative_velocities += _straight_line_tail(pair_vectors, relative_velocities, fragments)
 
     relative_velocities /= velocity_scale
-    # Back to atoms: the centre of mass keeps its velocity, v_C follows from Σ m_i v_i = M·V.
-    rel_o, rel_s = relative_velocities.transpose(0, 2, 1)  # each (events, xyz)
-    carbon = com_velocity - (_M_O * rel_o + _M_S * rel_s) / physics.MASSES.sum()
-    final_velocities = np.stack([carbon, carbon + rel_o, carbon + rel_s], axis=1)
-    return final_velocities * physics.MASSES[:, None]
+    # Back to fragments: the centre of mass keeps its velocity, v_0 follows from Σ m_i v_i = M·V.
+    relative = relative_velocities.transpose(0, 2, 1)  # (fragments − 1, events, xyz)
+    weighted = masses[1] * relative[0]
+    for k in range(2, count):
+        weighted = weighted + masses[k] * relative[k - 1]
+    first = com_velocity - weighted / masses.sum()
+    final_velocities = np.stack([first, *(first + each for each in relative)], axis=1)
+    return final_velocities * masses[:, None]
 
 
-def _time_steps() -> np.ndarray:
-    """The fixed schedule's step lengths in scaled time units."""
-    log_span = math.log1p(_END_TIME / _TIME_SCALE)
-    fractions = np.linspace(0.0, 1.0, _NUM_STEPS + 1) ** _STEP_EXPONENT
-    return np.diff(_TIME_SCALE * np.expm1(log_span * fractions))
+def _acceleration_scales(masses: np.ndarray, charges: np.ndarray) -> np.ndarray:
+    """q_i Σ_{j≠i} q_j / m_i: each fragment's acceleration with every other one 1 bohr away."""
+    return charges * (charges.sum() - charges) / masses
 
 
-def _kicks_and_drifts() -> tuple[list[np.ndarray], list[float]]:
+_OCS_SCALES = _acceleration_scales(physics.MASSES, physics.CHARGES)
+_OCS_LOG_SPAN = math.log1p(_END_TIME / _TIME_SCALE)
+
+
+def _time_steps(masses: np.ndarray, charges: np.ndarray) -> np.ndarray:
+    """The fixed schedule's step lengths in scaled time units, for these masses and charges.
+
+    Time goes as 1/√(acceleration): the schedule starts as much earlier than OCS²⁺'s as the
+    fastest fragment accelerates faster than C²⁺ does, and ends as much later as the slowest
+    is slower than S²⁺, with steps in proportion to the log span (at least OCS²⁺'s 48).
+    OCS²⁺'s own schedule comes out exactly, and OCS⁺ (1, 1, 1) gets it 2× slower.
+    """
+    scales = _acceleration_scales(masses, charges)
+    time_scale = _TIME_SCALE * math.sqrt(_OCS_SCALES.max() / scales.max())
+    end_time = _END_TIME * math.sqrt(_OCS_SCALES.min() / scales.min())
+    log_span = math.log1p(end_time / time_scale)
+    num_steps = max(_NUM_STEPS, round(_NUM_STEPS * log_span / _OCS_LOG_SPAN))
+    fractions = np.linspace(0.0, 1.0, num_steps + 1) ** _STEP_EXPONENT
+    return np.diff(time_scale * np.expm1(log_span * fractions))
+
+
+def _kicks_and_drifts(
+    relative_acceleration: np.ndarray, steps: np.ndarray
+) -> tuple[list[np.ndarray], list[float]]:
     """The schedule as alternating kick matrices and drift lengths, merging kicks across steps."""
     kicks, drifts = [], []
     carried_kick = 0.0  # the last kick of one step and the first of the next share one force
-    for step in _time_steps():
-        kicks.append((carried_kick + step * _KICK[0]) * _RELATIVE_ACCELERATION)
-        kicks.extend(step * _KICK[1:-1, None, None] * _RELATIVE_ACCELERATION)
+    for step in steps:
+        kicks.append((carried_kick + step * _KICK[0]) * relative_acceleration)
+        kicks.extend(step * _KICK[1:-1, None, None] * relative_acceleration)
         drifts.extend(step * _DRIFT)
         carried_kick = step * _KICK[-1]
-    kicks.append(carried_kick * _RELATIVE_ACCELERATION)
+    kicks.append(carried_kick * relative_acceleration)
     return kicks, drifts
 
 
-_SCHEDULE = _kicks_and_drifts()
-
-
-def _integrate(pair_vectors: np.ndarray, relative_velocities: np.ndarray) -> None:
-    """Flies the scaled ions from t = 0 to _END_TIME in place: pair vectors and velocities."""
-    num_events = pair_vectors.shape[-1]
-    relative_positions = pair_vectors[:2]  # u, w: a view, so drifts update the pair vectors
-    flat_velocities = relative_velocities.reshape(2, 3 * num_events)
+def _integrate(
+    pair_vectors: np.ndarray, relative_velocities: np.ndarray, fragments: _Fragments
+) -> None:
+    """Flies the scaled ions from t = 0 to the schedule's end in place: pair vectors, velocities."""
+    count, num_events = len(relative_velocities) + 1, pair_vectors.shape[-1]
+    num_pairs = len(pair_vectors)
+    relative_positions = pair_vectors[: count - 1]  # a view, so drifts update the pair vectors
+    flat_velocities = relative_velocities.reshape(count - 1, 3 * num_events)
     scaled_forces = np.empty_like(pair_vectors)
-    flat_forces = scaled_forces.reshape(3, 3 * num_events)
-    squared = np.empty((3, num_events))
-    inverse_cubes = np.empty((3, num_events))
+    flat_forces = scaled_forces.reshape(num_pairs, 3 * num_events)
+    squared = np.empty((num_pairs, num_events))
+    inverse_cubes = np.empty((num_pairs, num_events))
     velocity_change = np.empty_like(flat_velocities)
     position_change = np.empty_like(relative_positions)
 
     def update_forces() -> None:
-        # f_p = r_p / |r_p|³ for the three pairs; the OS vector follows from the CO and CS ones.
-        np.subtract(pair_vectors[1], pair_vectors[0], out=pair_vectors[2])
+        # f_p = r_p / |r_p|³ for every pair; those without fragment 0 follow from the others.
+        for pair, first, second in fragments.far_pairs:
+            np.subtract(pair_vectors[second], pair_vectors[first], out=pair_vectors[pair])
         np.einsum("pkn,pkn->pn", pair_vectors, pair_vectors, out=squared)
         np.sqrt(squared, out=inverse_cubes)
         np.multiply(inverse_cubes, squared, out=inverse_cubes)
@@ -346,7 +420,7 @@ def _integrate(pair_vectors: np.ndarray, relative_velocities: np.ndarray) -> Non
         np.matmul(matrix, flat_forces, out=velocity_change)
         np.add(flat_velocities, velocity_change, out=flat_velocities)
 
-    kicks, drifts = _SCHEDULE
+    kicks, drifts = fragments.kicks, fragments.drifts
     update_forces()
     for kick_matrix, drift in zip(kicks[:-1], drifts, strict=True):
         kick(kick_matrix)
@@ -356,26 +430,25 @@ def _integrate(pair_vectors: np.ndarray, relative_velocities: np.ndarray) -> Non
     kick(kicks[-1])
 
 
-def _straight_line_tail(pair_vectors: np.ndarray, relative_velocities: np.ndarray) -> np.ndarray:
-    """Velocity change (2, 3, events) from T to ∞ with every ion on a straight line.
+def _straight_line_tail(
+    pair_vectors: np.ndarray, relative_velocities: np.ndarray, fragments: _Fragments
+) -> np.ndarray:
+    """Velocity change (fragments − 1, 3, events) from the schedule's end to ∞ on straight lines.
 
     Along r(t) = r + v·t, ∫₀^∞ r(t)/|r(t)|³ dt = (r̂ + v̂) / (|r||v| + r·v) in closed form (this form
     of it does not cancel for the near-radial motion of late times). Its error is second order in
     the remaining fraction of potential energy.
     """
-    pair_velocities = np.stack(
-        [
-            relative_velocities[0],
-            relative_velocities[1],
-            relative_velocities[1] - relative_velocities[0],
-        ]
-    )
+    pair_velocities = np.empty_like(pair_vectors)
+    pair_velocities[: len(relative_velocities)] = relative_velocities
+    for pair, first, second in fragments.far_pairs:
+        pair_velocities[pair] = relative_velocities[second] - relative_velocities[first]
     distances = np.linalg.norm(pair_vectors, axis=1)
     speeds = np.linalg.norm(pair_velocities, axis=1)
     alignment = np.einsum("pkn,pkn->pn", pair_vectors, pair_velocities)
     directions = pair_vectors / distances[:, None] + pair_velocities / speeds[:, None]
     impulses = directions / (distances * speeds + alignment)[:, None]
-    return np.einsum("ap,pkn->akn", _RELATIVE_ACCELERATION, impulses)
+    return np.einsum("ap,pkn->akn", fragments.relative_acceleration, impulses)
 
 
 def simulate_events(
