@@ -1,4 +1,4 @@
-"""The forward model: OCS geometries drawn from a prior, exploded into asymptotic momenta."""
+"""The forward model: a molecule's geometries drawn from a prior, exploded into final momenta."""
 
 import dataclasses
 import functools
@@ -6,9 +6,10 @@ import math
 
 import numpy as np
 
-from cvae_tf import chunk_pool, molecule, physics
+from cvae_tf import chunk_pool, physics
 from cvae_tf.errors import UserInputError
 from cvae_tf.flag_fields import option
+from cvae_tf.molecule import OCS, Molecule, MoleculeConfig, all_pairs, pair_distances
 
 ORIENTATIONS = ("random", "fixed")
 
@@ -21,7 +22,8 @@ CHUNK_EVENTS = 65_536
 # while numpy's per-call overhead is spread over enough events (measured best of 2k–32k).
 _BLOCK_EVENTS = 8192
 
-# A bond under a tenth of its mean is a sampling artefact of a wide prior, not a vibration; such
+# A bond under a tenth of its mean (or two fragments closer than a tenth of the reference
+# geometry's shortest distance) is a sampling artefact of a wide prior, not a vibration; such
 # geometries are redrawn (the bound keeps the redraw loop finite even when spread ≫ mean).
 _MIN_BOND_FRACTION = 0.1
 
@@ -82,13 +84,20 @@ def _length_option(what: str, picometres: float):
 
 @dataclasses.dataclass(frozen=True)
 class GeometryPrior:
-    """Gaussian prior of the OCS geometry: bond lengths in bohr, the O–C–S angle in degrees."""
+    """Gaussian prior of a triatomic's geometry: bond lengths in bohr, the angle in degrees.
 
-    co_bond_mean: float = _length_option("Mean C–O bond length", 114.0)
+    The bonds join the first fragment to the second (OCS: C–O) and to the third (C–S), the angle
+    is at the first (O–C–S); the defaults are OCS's literature prior. Molecules with a
+    reference_geometry are drawn around it instead (sample_geometries).
+    """
+
+    co_bond_mean: float = _length_option("Mean C–O (first–second fragment) bond length", 114.0)
     co_bond_spread: float = _length_option("Standard deviation of the C–O bond length", 12.4)
-    cs_bond_mean: float = _length_option("Mean C–S bond length", 163.0)
+    cs_bond_mean: float = _length_option("Mean C–S (first–third fragment) bond length", 163.0)
     cs_bond_spread: float = _length_option("Standard deviation of the C–S bond length", 12.4)
-    angle_mean: float = option(174.4, "Mean O–C–S angle, degrees (180 = linear).")
+    angle_mean: float = option(
+        174.4, "Mean O–C–S angle (at the first fragment), degrees (180 = linear)."
+    )
     angle_spread: float = option(3.4, "Standard deviation of the O–C–S angle, degrees.")
 
     def __post_init__(self) -> None:
@@ -107,18 +116,21 @@ class GeometryPrior:
 
 @dataclasses.dataclass(frozen=True)
 class SimulationConfig:
-    """What simulate_events draws: events, seed, geometry prior, orientation, momentum spreads.
+    """What simulate_events draws: events, seed, molecule, prior, orientation, momentum spreads.
 
-    Every setting is also a flag of the simulate command (flag_fields), the prior's included.
+    Every setting is also a flag of the simulate command (flag_fields), the molecule's and the
+    prior's included.
     """
 
     num_events: int = option(50_000, "Number of events to simulate.")
     seed: int = option(0, "Seed of every random draw; same flags, same file.")
+    molecule: MoleculeConfig = dataclasses.field(default_factory=MoleculeConfig)
     prior: GeometryPrior = GeometryPrior()
     orientation: str = option(
         "random",
-        "random: each molecule rotated uniformly over SO(3); fixed: all in the xy-plane with O "
-        "on +x from C. Default: random.",
+        "random: each molecule rotated uniformly over SO(3); fixed: as drawn (a triatomic in the "
+        "xy-plane with its second fragment on +x from the first, O from C for OCS; a reference "
+        "geometry in its own axes). Default: random.",
         choices=ORIENTATIONS,
         show_default=False,
     )
@@ -157,13 +169,79 @@ class SimulationConfig:
             "a number in [0, 1)",
             lambda v: 0 <= v < 1,
         )
+        check_prior(self.fragments, self.prior)
+
+    @functools.cached_property
+    def fragments(self) -> Molecule:
+        """The molecule the --molecule/--atoms/--masses/--charges flags name, validated."""
+        return self.molecule.resolve()
+
+
+def check_prior(molecule: Molecule, prior: GeometryPrior) -> None:
+    """Raises UserInputError unless sample_geometries can draw `molecule` with `prior`."""
+    if molecule.reference_geometry is not None:
+        changed = [
+            field.name
+            for field in dataclasses.fields(GeometryPrior)
+            if getattr(prior, field.name) != field.default
+        ]
+        if changed:
+            raise UserInputError(
+                f"--{changed[0]}={getattr(prior, changed[0])!r}: {molecule.describe()} is drawn "
+                "around its reference_geometry; the bond and angle flags are for a triatomic "
+                "without one"
+            )
+    elif molecule.num_fragments != 3:
+        raise UserInputError(
+            f"{molecule.describe()} has {molecule.num_fragments} fragments and no "
+            "reference_geometry; a molecule of more than 3 needs one to simulate (a molecule "
+            "file's 'reference_geometry', bohr)"
+        )
 
 
 def sample_geometries(
-    num_events: int, rng: np.random.Generator, prior: GeometryPrior, orientation: str
+    num_events: int,
+    rng: np.random.Generator,
+    prior: GeometryPrior,
+    orientation: str,
+    molecule: Molecule = OCS,
 ) -> np.ndarray:
-    """Positions (events, C/O/S, xyz) in bohr drawn from the prior, centre of mass at the origin."""
+    """Positions (events, fragments, xyz) in bohr drawn from the prior, centre of mass at 0.
+
+    A molecule with a reference_geometry: that geometry plus an isotropic Gaussian displacement
+    of position_spread bohr per coordinate. A triatomic without one: two bonds and the angle
+    between them drawn from `prior`. Either way the centre of mass is then moved to the origin
+    and, with orientation "random", each event rotated uniformly over SO(3).
+    """
     _check_orientation(orientation)
+    check_prior(molecule, prior)
+    if molecule.reference_geometry is None:
+        positions = _bonds_and_angle(num_events, rng, prior)
+    else:
+        positions = _around_reference(num_events, rng, molecule)
+    positions -= physics.center_of_mass(positions, molecule.mass_array)[:, None, :]
+    if orientation == "fixed":
+        return positions
+    return np.einsum("nij,naj->nai", random_rotations(num_events, rng), positions)
+
+
+def _around_reference(num_events: int, rng: np.random.Generator, molecule: Molecule) -> np.ndarray:
+    """The reference geometry (bohr) plus Gaussian displacements of position_spread per axis."""
+    reference = np.asarray(molecule.reference_geometry, dtype=np.float64)
+    spread = molecule.position_spread
+    positions = reference + rng.normal(0.0, spread, (num_events, *reference.shape))
+    # Redraw, in place and from the same stream, geometries with two fragments absurdly close.
+    shortest = _MIN_BOND_FRACTION * pair_distances(reference).min()
+    while True:
+        too_close = np.any(pair_distances(positions) <= shortest, axis=-1)
+        count = int(np.count_nonzero(too_close))
+        if count == 0:
+            return positions
+        positions[too_close] = reference + rng.normal(0.0, spread, (count, *reference.shape))
+
+
+def _bonds_and_angle(num_events: int, rng: np.random.Generator, prior: GeometryPrior) -> np.ndarray:
+    """A triatomic's positions (events, 3, xyz), bohr, first fragment at 0, second on +x."""
     co_bond = rng.normal(prior.co_bond_mean, prior.co_bond_spread, num_events)
     cs_bond = rng.normal(prior.cs_bond_mean, prior.cs_bond_spread, num_events)
     angle = rng.normal(prior.angle_mean, prior.angle_spread, num_events)
@@ -190,10 +268,7 @@ def sample_geometries(
     positions[:, 1, 0] = co_bond
     positions[:, 2, 0] = cs_bond * np.cos(bend)
     positions[:, 2, 1] = cs_bond * np.sin(bend)
-    positions -= physics.center_of_mass(positions)[:, None, :]
-    if orientation == "fixed":
-        return positions
-    return np.einsum("nij,naj->nai", random_rotations(num_events, rng), positions)
+    return positions
 
 
 def _os_distance(co_bond: np.ndarray, cs_bond: np.ndarray, angle: np.ndarray) -> np.ndarray:
@@ -217,11 +292,13 @@ def random_rotations(num_events: int, rng: np.random.Generator) -> np.ndarray:
     )
 
 
-def zero_point_momenta(num_events: int, rng: np.random.Generator, spread: float) -> np.ndarray:
-    """Gaussian initial momenta (events, C/O/S, xyz) in a.u. with the total momentum removed."""
-    momenta = rng.normal(0.0, spread, (num_events, 3, 3))
-    # Subtracting m_i/M · P from each atom keeps the molecule's centre of mass at rest.
-    mass_fraction = physics.MASSES / physics.MASSES.sum()
+def zero_point_momenta(
+    num_events: int, rng: np.random.Generator, spread: float, masses: np.ndarray = physics.MASSES
+) -> np.ndarray:
+    """Gaussian initial momenta (events, fragments, xyz) in a.u. with the total momentum removed."""
+    momenta = rng.normal(0.0, spread, (num_events, len(masses), 3))
+    # Subtracting m_i/M · P from each fragment keeps the molecule's centre of mass at rest.
+    mass_fraction = masses / masses.sum()
     return momenta - mass_fraction[:, None] * physics.total_momentum(momenta)[:, None, :]
 
 
@@ -296,7 +373,7 @@ def _fragments(masses: tuple[float, ...], charges: tuple[float, ...]) -> _Fragme
         raise ValueError(f"{count} masses and {len(charges)} charges; expected ≥ 2 of each")
     if not (np.all(masses > 0) and np.all(charges > 0)):
         raise ValueError(f"masses {masses} and charges {charges} must be > 0")
-    pairs = molecule.all_pairs(count)
+    pairs = all_pairs(count)
     pair_charges = physics.pair_charge_products(charges)
     # d(r_j − r_i)/dt² per unit f_p, fragment by fragment: +1/m_j on j, −1/m_i on i; then
     # relative to fragment 0 (subtracting −1/m_0 adds 1/m_0 exactly, as the 3-body code did).
@@ -454,7 +531,7 @@ def _straight_line_tail(
 def simulate_events(
     config: SimulationConfig, progress: bool = False, workers: int = 1
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Positions (bohr) and final momenta (a.u.), each (events, C/O/S, xyz), drawn from config.
+    """Positions (bohr) and final momenta (a.u.), each (events, fragments, xyz), drawn from config.
 
     The same config gives bit-identical arrays, whatever the number of `workers` processes that
     simulate its chunks (as in chunk_pool.map_chunks; 1: this process alone).
@@ -480,15 +557,17 @@ def simulate_chunk(
             f"chunk {index} of {chunk_events} events is past the {config.num_events} events"
         )
     rng = chunk_rng(config.seed, index)
-    positions = sample_geometries(size, rng, config.prior, config.orientation)
+    molecule = config.fragments
+    masses = molecule.mass_array
+    positions = sample_geometries(size, rng, config.prior, config.orientation, molecule)
     initial = None
     if config.zero_point_momentum_spread > 0:
-        initial = zero_point_momenta(size, rng, config.zero_point_momentum_spread)
-    momenta = explode(positions, initial)
+        initial = zero_point_momenta(size, rng, config.zero_point_momentum_spread, masses)
+    momenta = explode(positions, initial, masses, molecule.charge_array)
     if config.detector_momentum_noise > 0:
-        momenta += rng.normal(0.0, config.detector_momentum_noise, (size, 3, 3))
+        momenta += rng.normal(0.0, config.detector_momentum_noise, momenta.shape)
     if config.detector_momentum_resolution > 0:
         magnitudes = np.linalg.norm(momenta, axis=-1, keepdims=True)
         spread = config.detector_momentum_resolution * magnitudes
-        momenta += spread * rng.standard_normal((size, 3, 3))
+        momenta += spread * rng.standard_normal(momenta.shape)
     return positions, momenta
