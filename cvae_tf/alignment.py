@@ -103,7 +103,7 @@ def align_events(events: data.Events, fragments: Molecule = OCS) -> tuple[data.E
             "have coincident atoms, which cannot be exploded; expected distinct positions"
         )
     centred = center_positions(events.positions, fragments.mass_array)
-    simulated = simulator.explode(centred, fragments=fragments)
+    simulated = simulator.explode(centred, None, fragments.mass_array, fragments.charge_array)
     rotations = kabsch_rotations(simulated, events.momenta)
     residual = relative_mismatch(rotate(rotations, simulated), events.momenta)
     return data.Events(positions=rotate(rotations, centred), momenta=events.momenta), residual

@@ -186,7 +186,7 @@ def check_events(
         np.linalg.norm(momenta, axis=-1), axis=-1
     )
 
-    simulated = simulator.explode(positions, fragments=fragments)
+    simulated = simulator.explode(positions, None, fragments.mass_array, fragments.charge_array)
     magnitude_ratios = np.linalg.norm(momenta, axis=-1) / np.linalg.norm(simulated, axis=-1)
     rotations = alignment.kabsch_rotations(simulated, momenta)
     # Rotations are blind to a common scale; the mismatch is made blind to it too.

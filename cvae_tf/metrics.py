@@ -56,7 +56,11 @@ def forward_momentum_error(
     charges): how well the prediction reproduces what the detector saw (≈ 0 for a perfect
     prediction of an event from rest).
     """
-    exploded = simulator.explode(np.asarray(predicted_positions, dtype=float), fragments=fragments)
+    exploded = simulator.explode(
+        np.asarray(predicted_positions, dtype=float),
+        masses=fragments.mass_array,
+        charges=fragments.charge_array,
+    )
     return alignment.relative_mismatch(exploded, momenta)
 
 

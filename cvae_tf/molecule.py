@@ -132,12 +132,7 @@ class Molecule:
                 f"--atoms has {count} fragments {list(self.labels)}; expected "
                 f"{MIN_FRAGMENTS} to {MAX_FRAGMENTS}"
             )
-        for label in self.labels:
-            if not isinstance(label, str) or not _LABEL.fullmatch(label):
-                raise UserInputError(
-                    f"--atoms: label {label!r} is not an element symbol with an optional number; "
-                    "expected labels such as C, Br, C1, C2"
-                )
+        _check_labels(self.labels)
         lowered = [label.lower() for label in self.labels]
         if len(set(lowered)) != count:
             repeated = sorted({label for label in lowered if lowered.count(label) > 1})
@@ -297,6 +292,16 @@ def pair_distances(positions: np.ndarray, count: int | None = None) -> np.ndarra
     return np.linalg.norm(positions[..., first, :] - positions[..., second, :], axis=-1)
 
 
+def _check_labels(labels) -> None:
+    """Raises UserInputError naming --atoms unless every label is a symbol with a number or not."""
+    for label in labels:
+        if not isinstance(label, str) or not _LABEL.fullmatch(label):
+            raise UserInputError(
+                f"--atoms: label {label!r} is not an element symbol with an optional number; "
+                "expected labels such as C, Br, C1, C2"
+            )
+
+
 def _is_real(value) -> bool:
     is_number = isinstance(value, int | float | np.floating | np.integer)
     return is_number and not isinstance(value, bool) and math.isfinite(value)
@@ -316,6 +321,15 @@ def _index(labels: tuple[str, ...], label, where: str) -> int:
 
 def from_dict(values: dict, where: str = "molecule") -> "Molecule":
     """A Molecule from a molecule file's JSON object; `where` names it in errors."""
+    try:
+        return _from_dict(values, where)
+    except UserInputError as error:
+        if where.startswith("--molecule=") and not str(error).startswith(where):
+            raise UserInputError(f"{where}: {error}") from None  # name the file, not just a key
+        raise
+
+
+def _from_dict(values: dict, where: str) -> "Molecule":
     if not isinstance(values, dict):
         raise UserInputError(f"{where}: expected a JSON object with 'atoms' and 'charges'")
     unknown = sorted(set(values) - _FILE_KEYS)
@@ -331,6 +345,7 @@ def from_dict(values: dict, where: str = "molecule") -> "Molecule":
         raise UserInputError(f'{where}: \'atoms\' must be strings such as "C", "Br"')
     masses = values.get("masses")
     if masses is None:
+        _check_labels(labels)  # before looking their elements up
         masses = [standard_mass(label) for label in labels]
     bonds = values.get("bonds")
     if bonds is None:

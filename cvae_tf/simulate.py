@@ -1,4 +1,4 @@
-"""`python -m cvae_tf.simulate`: simulate OCS Coulomb-explosion events into a CSV file."""
+"""`python -m cvae_tf.simulate`: simulate a molecule's Coulomb-explosion events into a CSV file."""
 
 import time
 
@@ -8,7 +8,7 @@ from cvae_tf import cli, flag_fields, simulation_csv, simulator
 
 
 def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
-    """The simulate command's flags: SimulationConfig's settings (the prior's too) and CsvOutput."""
+    """The simulate command's flags: SimulationConfig's (molecule and prior too) and CsvOutput's."""
     flag_fields.define_flags(simulator.SimulationConfig, flag_values)
     flag_fields.define_flags(simulation_csv.CsvOutput, flag_values)
 
@@ -21,8 +21,8 @@ def execute(flag_values: flags.FlagValues) -> None:
     path = simulation_csv.simulate_csv(config, output)
     seconds = time.perf_counter() - started
     print(
-        f"Wrote {config.num_events} simulated events (positions in bohr, momenta in a.u.) to "
-        f"{path} in {seconds:.1f} s"
+        f"Wrote {config.num_events} simulated {config.fragments.describe()} events (positions in "
+        f"bohr, momenta in a.u.) to {path} in {seconds:.1f} s"
     )
 
 

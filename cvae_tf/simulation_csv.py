@@ -4,8 +4,9 @@ import contextlib
 import dataclasses
 from pathlib import Path
 
-from cvae_tf import chunk_pool, csv_files, data, file_flags, simulator
+from cvae_tf import chunk_pool, csv_files, file_flags, simulator
 from cvae_tf.flag_fields import option
+from cvae_tf.molecule import OCS, Molecule
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,14 +32,19 @@ def chunk_csv(config: simulator.SimulationConfig, index: int, chunk_events: int)
     # Formatting here, in the workers, as well as simulating: pandas' to_csv is the slower half
     # (55,000 against 99,000 events/s on one core), and the parent then only writes text.
     positions, momenta = simulator.simulate_chunk(config, index, chunk_events)
-    return csv_files.csv_text(csv_files.events_frame(positions, momenta), header=index == 0)
+    molecule = config.fragments
+    frame = csv_files.events_frame(
+        positions, momenta, molecule.position_columns, molecule.momentum_columns
+    )
+    return csv_files.csv_text(frame, header=index == 0)
 
 
 def simulate_csv(config: simulator.SimulationConfig, output: CsvOutput) -> Path:
     """Simulates `config`'s events into the CSV file `output.output`; returns its path.
 
-    Positions in bohr, momenta in a.u.; the same config gives the same bytes for any number of
-    workers. A progress bar goes to stderr; the file appears only when complete.
+    Positions in bohr, momenta in a.u., in the molecule's columns (OCS: cx..sz, pcx..psz); the
+    same config gives the same bytes for any number of workers. A progress bar goes to stderr;
+    the file appears only when complete.
     """
     path = file_flags.check_output_path(output.output, output.overwrite)
     # Chunk by chunk, in order, into the temporary file: memory stays bounded for any
@@ -52,13 +58,15 @@ def simulate_csv(config: simulator.SimulationConfig, output: CsvOutput) -> Path:
     # chunk (~17 MB) left the pool waiting forever for the rest of the message, so a full disk
     # or a reached ulimit -f hung the command; reserved, they fail at once, with no worker yet.
     with contextlib.closing(chunks):
-        csv_files.write_csv_atomically(path, chunks, reserve_bytes=max_csv_bytes(config.num_events))
+        reserve_bytes = max_csv_bytes(config.num_events, config.fragments)
+        csv_files.write_csv_atomically(path, chunks, reserve_bytes=reserve_bytes)
     return path
 
 
-def max_csv_bytes(num_events: int) -> int:
+def max_csv_bytes(num_events: int, molecule: Molecule = OCS) -> int:
     """An upper bound on the simulate command's file size for `num_events` events (bytes)."""
-    header = len(",".join([*data.POSITION_COLUMNS, *data.MOMENTUM_COLUMNS]))
-    # 18 values an event, each at most 19 characters in FLOAT_FORMAT ("-1.23456789012e-100")
-    # and its comma or newline: about 1.4 times the typical 260 bytes an event.
-    return header + 1 + num_events * 18 * 20
+    header = len(",".join([*molecule.position_columns, *molecule.momentum_columns]))
+    # 6 values a fragment (18 for OCS) an event, each at most 19 characters in FLOAT_FORMAT
+    # ("-1.23456789012e-100") and its comma or newline: about 1.4 times the typical 260 bytes
+    # an OCS event.
+    return header + 1 + num_events * 2 * molecule.num_coordinates * 20

@@ -1,13 +1,15 @@
-"""The forward model: OCS geometries drawn from a prior, exploded into asymptotic momenta."""
+"""The forward model: a molecule's geometries drawn from a prior, exploded into final momenta."""
 
 import dataclasses
+import functools
 import math
 
 import numpy as np
 
-from cvae_tf import chunk_pool, molecule, physics
+from cvae_tf import chunk_pool, physics
 from cvae_tf.errors import UserInputError
 from cvae_tf.flag_fields import option
+from cvae_tf.molecule import OCS, Molecule, MoleculeConfig, all_pairs, pair_distances
 
 ORIENTATIONS = ("random", "fixed")
 
@@ -20,23 +22,10 @@ CHUNK_EVENTS = 65_536
 # while numpy's per-call overhead is spread over enough events (measured best of 2k–32k).
 _BLOCK_EVENTS = 8192
 
-# A bond under a tenth of its mean is a sampling artefact of a wide prior, not a vibration; such
+# A bond under a tenth of its mean (or two fragments closer than a tenth of the reference
+# geometry's shortest distance) is a sampling artefact of a wide prior, not a vibration; such
 # geometries are redrawn (the bound keeps the redraw loop finite even when spread ≫ mean).
 _MIN_BOND_FRACTION = 0.1
-
-# Pair order of molecule.all_pairs: CO, CS, OS; their charge products q_i q_j.
-_PAIR_CHARGES = physics.pair_charge_products()
-
-# The integrator works in relative coordinates u = r_O − r_C, w = r_S − r_C, which carry all the
-# dynamics; (u, w, w − u) are the CO, CS and OS pair vectors. With f_p = pair vector / |pair|³,
-# [ü, ẅ] = _RELATIVE_ACCELERATION @ [f_CO, f_CS, f_OS] (from m_i r̈_i = Σ q_i q_j (r_i − r_j)/r³).
-_M_C, _M_O, _M_S = physics.MASSES
-_RELATIVE_ACCELERATION = _PAIR_CHARGES * np.array(
-    [
-        [1 / _M_O + 1 / _M_C, 1 / _M_C, -1 / _M_O],
-        [1 / _M_C, 1 / _M_S + 1 / _M_C, 1 / _M_S],
-    ]
-)
 
 # Blanes & Moan (2002), J. Comput. Appl. Math. 142, 313, SRKN₁₁ᵇ: a symmetric 6th-order
 # kick-drift splitting for H = T(p) + V(q) with 11 force evaluations per step. Measured against
@@ -65,8 +54,14 @@ _DRIFT = np.array([*_HALF_DRIFT, 1.0 - 2.0 * sum(_HALF_DRIFT), *_HALF_DRIFT[::-1
 # (see _explode_block). Steps are uniform in x with t = τ(exp(S·x^γ) − 1), S = ln(1 + T/τ): the
 # log time follows the 1/t decay of the forces, and γ > 1 spends steps where the ions still
 # accelerate. The straight-line tail after T leaves ≈ 2·10⁻⁹ relative error in the momenta (it
-# falls as 1/T²). The four numbers were tuned against a DOP853 reference (rtol 1e-13): momenta
-# within ~2·10⁻⁹, |KE/PE − 1| ~ 2·10⁻¹⁰ (median); fewer steps cost accuracy as (steps)⁻⁶.
+# falls as 1/T²). The four numbers were tuned for OCS²⁺ against a DOP853 reference (rtol 1e-13):
+# momenta within ~2·10⁻⁹, |KE/PE − 1| ~ 2·10⁻¹⁰ (median); fewer steps cost accuracy as
+# (steps)⁻⁶. Other masses and charges stretch it (_time_steps). Median |KE/PE − 1| measured
+# with OCS²⁺'s schedule as it is: OCS⁺ 6·10⁻⁹, CHBrClF⁵⁺ 1.2·10⁻⁹; scaled by the fastest
+# fragment alone: CHBrClF⁵⁺ 1.6·10⁻⁸ (its Br⁺ not done by T); stretched at both ends, as now:
+# 2·10⁻¹⁰ and 9·10⁻¹⁰, and ≤ 1.4·10⁻⁹ for CH₄⁸⁺, CBr₄⁹⁺, H₂CO, and rings of 6 and 8 ions. A
+# fixed schedule cannot resolve close encounters: an H⁺ drawn between Cl³⁺ and Br⁺ (the OCS
+# prior with H first) that then runs into the Br⁺ gave 2·10⁻⁷ (median) to 10⁻⁴.
 _NUM_STEPS = 48
 _TIME_SCALE = 75.0  # τ, scaled time units (≈ 400 a.u. at the equilibrium geometry)
 _END_TIME = 5.6e5  # T, scaled time units (≈ 3·10⁶ a.u.)
@@ -95,13 +90,20 @@ def _length_option(what: str, picometres: float):
 
 @dataclasses.dataclass(frozen=True)
 class GeometryPrior:
-    """Gaussian prior of the OCS geometry: bond lengths in bohr, the O–C–S angle in degrees."""
+    """Gaussian prior of a triatomic's geometry: bond lengths in bohr, the angle in degrees.
 
-    co_bond_mean: float = _length_option("Mean C–O bond length", 114.0)
+    The bonds join the first fragment to the second (OCS: C–O) and to the third (C–S), the angle
+    is at the first (O–C–S); the defaults are OCS's literature prior. Molecules with a
+    reference_geometry are drawn around it instead (sample_geometries).
+    """
+
+    co_bond_mean: float = _length_option("Mean C–O (first–second fragment) bond length", 114.0)
     co_bond_spread: float = _length_option("Standard deviation of the C–O bond length", 12.4)
-    cs_bond_mean: float = _length_option("Mean C–S bond length", 163.0)
+    cs_bond_mean: float = _length_option("Mean C–S (first–third fragment) bond length", 163.0)
     cs_bond_spread: float = _length_option("Standard deviation of the C–S bond length", 12.4)
-    angle_mean: float = option(174.4, "Mean O–C–S angle, degrees (180 = linear).")
+    angle_mean: float = option(
+        174.4, "Mean O–C–S angle (at the first fragment), degrees (180 = linear)."
+    )
     angle_spread: float = option(3.4, "Standard deviation of the O–C–S angle, degrees.")
 
     def __post_init__(self) -> None:
@@ -120,18 +122,21 @@ class GeometryPrior:
 
 @dataclasses.dataclass(frozen=True)
 class SimulationConfig:
-    """What simulate_events draws: events, seed, geometry prior, orientation, momentum spreads.
+    """What simulate_events draws: events, seed, molecule, prior, orientation, momentum spreads.
 
-    Every setting is also a flag of the simulate command (flag_fields), the prior's included.
+    Every setting is also a flag of the simulate command (flag_fields), the molecule's and the
+    prior's included.
     """
 
     num_events: int = option(50_000, "Number of events to simulate.")
     seed: int = option(0, "Seed of every random draw; same flags, same file.")
+    molecule: MoleculeConfig = dataclasses.field(default_factory=MoleculeConfig)
     prior: GeometryPrior = GeometryPrior()
     orientation: str = option(
         "random",
-        "random: each molecule rotated uniformly over SO(3); fixed: all in the xy-plane with O "
-        "on +x from C. Default: random.",
+        "random: each molecule rotated uniformly over SO(3); fixed: as drawn (a triatomic in the "
+        "xy-plane with its second fragment on +x from the first, O from C for OCS; a reference "
+        "geometry in its own axes). Default: random.",
         choices=ORIENTATIONS,
         show_default=False,
     )
@@ -170,13 +175,79 @@ class SimulationConfig:
             "a number in [0, 1)",
             lambda v: 0 <= v < 1,
         )
+        check_prior(self.fragments, self.prior)
+
+    @functools.cached_property
+    def fragments(self) -> Molecule:
+        """The molecule the --molecule/--atoms/--masses/--charges flags name, validated."""
+        return self.molecule.resolve()
+
+
+def check_prior(molecule: Molecule, prior: GeometryPrior) -> None:
+    """Raises UserInputError unless sample_geometries can draw `molecule` with `prior`."""
+    if molecule.reference_geometry is not None:
+        changed = [
+            field.name
+            for field in dataclasses.fields(GeometryPrior)
+            if getattr(prior, field.name) != field.default
+        ]
+        if changed:
+            raise UserInputError(
+                f"--{changed[0]}={getattr(prior, changed[0])!r}: {molecule.describe()} is drawn "
+                "around its reference_geometry; the bond and angle flags are for a triatomic "
+                "without one"
+            )
+    elif molecule.num_fragments != 3:
+        raise UserInputError(
+            f"{molecule.describe()} has {molecule.num_fragments} fragments and no "
+            "reference_geometry; a molecule of more than 3 needs one to simulate (a molecule "
+            "file's 'reference_geometry', bohr)"
+        )
 
 
 def sample_geometries(
-    num_events: int, rng: np.random.Generator, prior: GeometryPrior, orientation: str
+    num_events: int,
+    rng: np.random.Generator,
+    prior: GeometryPrior,
+    orientation: str,
+    molecule: Molecule = OCS,
 ) -> np.ndarray:
-    """Positions (events, C/O/S, xyz) in bohr drawn from the prior, centre of mass at the origin."""
+    """Positions (events, fragments, xyz) in bohr drawn from the prior, centre of mass at 0.
+
+    A molecule with a reference_geometry: that geometry plus an isotropic Gaussian displacement
+    of position_spread bohr per coordinate. A triatomic without one: two bonds and the angle
+    between them drawn from `prior`. Either way the centre of mass is then moved to the origin
+    and, with orientation "random", each event rotated uniformly over SO(3).
+    """
     _check_orientation(orientation)
+    check_prior(molecule, prior)
+    if molecule.reference_geometry is None:
+        positions = _bonds_and_angle(num_events, rng, prior)
+    else:
+        positions = _around_reference(num_events, rng, molecule)
+    positions -= physics.center_of_mass(positions, molecule.mass_array)[:, None, :]
+    if orientation == "fixed":
+        return positions
+    return np.einsum("nij,naj->nai", random_rotations(num_events, rng), positions)
+
+
+def _around_reference(num_events: int, rng: np.random.Generator, molecule: Molecule) -> np.ndarray:
+    """The reference geometry (bohr) plus Gaussian displacements of position_spread per axis."""
+    reference = np.asarray(molecule.reference_geometry, dtype=np.float64)
+    spread = molecule.position_spread
+    positions = reference + rng.normal(0.0, spread, (num_events, *reference.shape))
+    # Redraw, in place and from the same stream, geometries with two fragments absurdly close.
+    shortest = _MIN_BOND_FRACTION * pair_distances(reference).min()
+    while True:
+        too_close = np.any(pair_distances(positions) <= shortest, axis=-1)
+        count = int(np.count_nonzero(too_close))
+        if count == 0:
+            return positions
+        positions[too_close] = reference + rng.normal(0.0, spread, (count, *reference.shape))
+
+
+def _bonds_and_angle(num_events: int, rng: np.random.Generator, prior: GeometryPrior) -> np.ndarray:
+    """A triatomic's positions (events, 3, xyz), bohr, first fragment at 0, second on +x."""
     co_bond = rng.normal(prior.co_bond_mean, prior.co_bond_spread, num_events)
     cs_bond = rng.normal(prior.cs_bond_mean, prior.cs_bond_spread, num_events)
     angle = rng.normal(prior.angle_mean, prior.angle_spread, num_events)
@@ -203,10 +274,7 @@ def sample_geometries(
     positions[:, 1, 0] = co_bond
     positions[:, 2, 0] = cs_bond * np.cos(bend)
     positions[:, 2, 1] = cs_bond * np.sin(bend)
-    positions -= physics.center_of_mass(positions)[:, None, :]
-    if orientation == "fixed":
-        return positions
-    return np.einsum("nij,naj->nai", random_rotations(num_events, rng), positions)
+    return positions
 
 
 def _os_distance(co_bond: np.ndarray, cs_bond: np.ndarray, angle: np.ndarray) -> np.ndarray:
@@ -230,33 +298,42 @@ def random_rotations(num_events: int, rng: np.random.Generator) -> np.ndarray:
     )
 
 
-def zero_point_momenta(num_events: int, rng: np.random.Generator, spread: float) -> np.ndarray:
-    """Gaussian initial momenta (events, C/O/S, xyz) in a.u. with the total momentum removed."""
-    momenta = rng.normal(0.0, spread, (num_events, 3, 3))
-    # Subtracting m_i/M · P from each atom keeps the molecule's centre of mass at rest.
-    mass_fraction = physics.MASSES / physics.MASSES.sum()
+def zero_point_momenta(
+    num_events: int, rng: np.random.Generator, spread: float, masses: np.ndarray = physics.MASSES
+) -> np.ndarray:
+    """Gaussian initial momenta (events, fragments, xyz) in a.u. with the total momentum removed."""
+    momenta = rng.normal(0.0, spread, (num_events, len(masses), 3))
+    # Subtracting m_i/M · P from each fragment keeps the molecule's centre of mass at rest.
+    mass_fraction = masses / masses.sum()
     return momenta - mass_fraction[:, None] * physics.total_momentum(momenta)[:, None, :]
 
 
 def explode(
     positions: np.ndarray,
     initial_momenta: np.ndarray | None = None,
-    fragments: molecule.Molecule = molecule.OCS,
+    masses: np.ndarray = physics.MASSES,
+    charges: np.ndarray = physics.CHARGES,
 ) -> np.ndarray:
-    """Asymptotic (t → ∞) momenta in a.u. of C²⁺, O²⁺, S²⁺ starting at positions (bohr).
+    """Asymptotic (t → ∞) momenta in a.u. of ions of `charges` starting at positions (bohr).
 
     Args:
-        positions: (..., 3 atoms, 3 axes) in bohr, atoms ordered C, O, S; any origin.
+        positions: (..., fragments, 3 axes) in bohr, fragments in the order of masses and
+          charges (default: OCS, C²⁺ + O²⁺ + S²⁺); any origin.
         initial_momenta: same shape, a.u.; None starts every ion at rest.
+        masses: (fragments,) electron masses, 2 or more fragments.
+        charges: (fragments,) e, all > 0.
 
     Returns:
         Final momenta, same shape, in a.u.; their sum equals the initial total momentum.
     """
-    if not fragments.same_fragments(molecule.OCS):
-        raise NotImplementedError("the simulator integrates OCS at +2/+2/+2 only")
+    fragments = _fragments(tuple(np.asarray(masses, float)), tuple(np.asarray(charges, float)))
+    count = len(fragments.masses)
     positions = np.asarray(positions, dtype=np.float64)
-    if positions.ndim < 2 or positions.shape[-2:] != (3, 3):
-        raise ValueError(f"positions must be shaped (..., 3, 3); received {positions.shape}")
+    if positions.ndim < 2 or positions.shape[-2:] != (count, 3):
+        raise ValueError(
+            f"positions must be shaped (..., {count}, 3) for {count} fragments; received "
+            f"{positions.shape}"
+        )
     if initial_momenta is None:
         initial_momenta = np.zeros_like(positions)
     initial_momenta = np.asarray(initial_momenta, dtype=np.float64)
@@ -264,84 +341,158 @@ def explode(
         raise ValueError(
             f"initial_momenta shape {initial_momenta.shape} != positions shape {positions.shape}"
         )
-    flat_positions = positions.reshape(-1, 3, 3)
-    flat_momenta = initial_momenta.reshape(-1, 3, 3)
+    flat_positions = positions.reshape(-1, count, 3)
+    flat_momenta = initial_momenta.reshape(-1, count, 3)
     final = np.empty_like(flat_positions)
-    for start in range(0, len(flat_positions), _BLOCK_EVENTS):
-        block = slice(start, start + _BLOCK_EVENTS)
-        final[block] = _explode_block(flat_positions[block], flat_momenta[block])
+    for start in range(0, len(flat_positions), fragments.block_events):
+        block = slice(start, start + fragments.block_events)
+        final[block] = _explode_block(flat_positions[block], flat_momenta[block], fragments)
     return final.reshape(positions.shape)
 
 
-def _explode_block(positions: np.ndarray, momenta: np.ndarray) -> np.ndarray:
-    """explode() on (events, 3, 3) arrays small enough to integrate at once."""
-    num_events = len(positions)
-    velocities = momenta / physics.MASSES[:, None]
-    com_velocity = physics.total_momentum(momenta) / physics.MASSES.sum()
+@dataclasses.dataclass(frozen=True, eq=False)
+class _Fragments:
+    """The integrator's constants for one set of masses and charges.
+
+    It works in relative coordinates u_k = r_k − r_0 (k = 1..n−1), which carry all the dynamics:
+    the pair vectors r_j − r_i of molecule.all_pairs order are u_j for the pairs (0, j), which
+    come first, and u_j − u_i for the others (`far_pairs`). With f_p = pair vector / |pair|³,
+    ü = relative_acceleration @ f (from m_i r̈_i = Σ_j q_i q_j (r_i − r_j)/r³).
+    """
+
+    masses: np.ndarray  # (n,) mₑ
+    charges: np.ndarray  # (n,) e
+    pair_charges: np.ndarray  # (pairs,) q_i q_j
+    relative_acceleration: np.ndarray  # (n − 1, pairs)
+    far_pairs: tuple[tuple[int, int, int], ...]  # (pair, i − 1, j − 1) for pairs (i, j), i ≥ 1
+    kicks: list[np.ndarray]  # the schedule: kick matrices (n − 1, pairs) ...
+    drifts: list[float]  # ... alternating with drift lengths, scaled time units
+    block_events: int  # events integrated together
+
+
+@functools.lru_cache(maxsize=16)
+def _fragments(masses: tuple[float, ...], charges: tuple[float, ...]) -> _Fragments:
+    """The integrator's constants for these masses (mₑ) and charges (e), built once each."""
+    masses, charges = np.array(masses), np.array(charges)
+    count = len(masses)
+    if count < 2 or charges.shape != masses.shape:
+        raise ValueError(f"{count} masses and {len(charges)} charges; expected ≥ 2 of each")
+    if not (np.all(masses > 0) and np.all(charges > 0)):
+        raise ValueError(f"masses {masses} and charges {charges} must be > 0")
+    pairs = all_pairs(count)
+    pair_charges = physics.pair_charge_products(charges)
+    # d(r_j − r_i)/dt² per unit f_p, fragment by fragment: +1/m_j on j, −1/m_i on i; then
+    # relative to fragment 0 (subtracting −1/m_0 adds 1/m_0 exactly, as the 3-body code did).
+    per_fragment = np.zeros((count, len(pairs)))
+    for pair, (i, j) in enumerate(pairs):
+        per_fragment[j, pair] = 1 / masses[j]
+        per_fragment[i, pair] = -1 / masses[i]
+    relative_acceleration = pair_charges * (per_fragment[1:] - per_fragment[0])
+    far_pairs = tuple((pair, i - 1, j - 1) for pair, (i, j) in enumerate(pairs) if i > 0)
+    kicks, drifts = _kicks_and_drifts(relative_acceleration, _time_steps(masses, charges))
+    # ~40 doubles an event for 3 fragments: 8192 events stay in cache; fewer when more pairs.
+    block_events = _BLOCK_EVENTS * 3 // max(3, len(pairs))
+    return _Fragments(
+        masses, charges, pair_charges, relative_acceleration, far_pairs, kicks, drifts, block_events
+    )
+
+
+def _explode_block(positions: np.ndarray, momenta: np.ndarray, fragments: _Fragments) -> np.ndarray:
+    """explode() on (events, fragments, 3) arrays small enough to integrate at once."""
+    num_events, count = positions.shape[:2]
+    masses = fragments.masses
+    velocities = momenta / masses[:, None]
+    com_velocity = physics.total_momentum(momenta) / masses.sum()
 
     # Coulomb scaling r → λr, t → λ^{3/2}t, p → λ^{-1/2}p maps solutions to solutions; scaling each
     # event to unit harmonic-mean pair distance λ = Σ q_i q_j / PE lets one step schedule serve
     # every geometry, compressed or stretched, with the same relative accuracy.
-    length = _PAIR_CHARGES.sum() / physics.potential_energy(positions)
+    length = fragments.pair_charges.sum() / physics.potential_energy(positions, fragments.charges)
     velocity_scale = np.sqrt(length)
 
     # Axis-first layout (pair, xyz, event) so every numpy call streams over contiguous events.
-    pair_vectors = np.empty((3, 3, num_events))
-    pair_vectors[0] = ((positions[:, 1] - positions[:, 0]) / length[:, None]).T
-    pair_vectors[1] = ((positions[:, 2] - positions[:, 0]) / length[:, None]).T
-    relative_velocities = np.empty((2, 3, num_events))
-    relative_velocities[0] = ((velocities[:, 1] - velocities[:, 0]) * velocity_scale[:, None]).T
-    relative_velocities[1] = ((velocities[:, 2] - velocities[:, 0]) * velocity_scale[:, None]).T
+    pair_vectors = np.empty((len(fragments.pair_charges), 3, num_events))
+    relative_velocities = np.empty((count - 1, 3, num_events))
+    for k in range(1, count):
+        pair_vectors[k - 1] = ((positions[:, k] - positions[:, 0]) / length[:, None]).T
+        relative_velocities[k - 1] = (
+            (velocities[:, k] - velocities[:, 0]) * velocity_scale[:, None]
+        ).T
 
-    _integrate(pair_vectors, relative_velocities)
-    relative_velocities += _straight_line_tail(pair_vectors, relative_velocities)
+    _integrate(pair_vectors, relative_velocities, fragments)
+    relative_velocities += _straight_line_tail(pair_vectors, relative_velocities, fragments)
 
     relative_velocities /= velocity_scale
-    # Back to atoms: the centre of mass keeps its velocity, v_C follows from Σ m_i v_i = M·V.
-    rel_o, rel_s = relative_velocities.transpose(0, 2, 1)  # each (events, xyz)
-    carbon = com_velocity - (_M_O * rel_o + _M_S * rel_s) / physics.MASSES.sum()
-    final_velocities = np.stack([carbon, carbon + rel_o, carbon + rel_s], axis=1)
-    return final_velocities * physics.MASSES[:, None]
+    # Back to fragments: the centre of mass keeps its velocity, v_0 follows from Σ m_i v_i = M·V.
+    relative = relative_velocities.transpose(0, 2, 1)  # (fragments − 1, events, xyz)
+    weighted = masses[1] * relative[0]
+    for k in range(2, count):
+        weighted = weighted + masses[k] * relative[k - 1]
+    first = com_velocity - weighted / masses.sum()
+    final_velocities = np.stack([first, *(first + each for each in relative)], axis=1)
+    return final_velocities * masses[:, None]
 
 
-def _time_steps() -> np.ndarray:
-    """The fixed schedule's step lengths in scaled time units."""
-    log_span = math.log1p(_END_TIME / _TIME_SCALE)
-    fractions = np.linspace(0.0, 1.0, _NUM_STEPS + 1) ** _STEP_EXPONENT
-    return np.diff(_TIME_SCALE * np.expm1(log_span * fractions))
+def _acceleration_scales(masses: np.ndarray, charges: np.ndarray) -> np.ndarray:
+    """q_i Σ_{j≠i} q_j / m_i: each fragment's acceleration with every other one 1 bohr away."""
+    return charges * (charges.sum() - charges) / masses
 
 
-def _kicks_and_drifts() -> tuple[list[np.ndarray], list[float]]:
+_OCS_SCALES = _acceleration_scales(physics.MASSES, physics.CHARGES)
+_OCS_LOG_SPAN = math.log1p(_END_TIME / _TIME_SCALE)
+
+
+def _time_steps(masses: np.ndarray, charges: np.ndarray) -> np.ndarray:
+    """The fixed schedule's step lengths in scaled time units, for these masses and charges.
+
+    Time goes as 1/√(acceleration): the schedule starts as much earlier than OCS²⁺'s as the
+    fastest fragment accelerates faster than C²⁺ does, and ends as much later as the slowest
+    is slower than S²⁺, with steps in proportion to the log span (at least OCS²⁺'s 48).
+    OCS²⁺'s own schedule comes out exactly, and OCS⁺ (1, 1, 1) gets it 2× slower.
+    """
+    scales = _acceleration_scales(masses, charges)
+    time_scale = _TIME_SCALE * math.sqrt(_OCS_SCALES.max() / scales.max())
+    end_time = _END_TIME * math.sqrt(_OCS_SCALES.min() / scales.min())
+    log_span = math.log1p(end_time / time_scale)
+    num_steps = max(_NUM_STEPS, round(_NUM_STEPS * log_span / _OCS_LOG_SPAN))
+    fractions = np.linspace(0.0, 1.0, num_steps + 1) ** _STEP_EXPONENT
+    return np.diff(time_scale * np.expm1(log_span * fractions))
+
+
+def _kicks_and_drifts(
+    relative_acceleration: np.ndarray, steps: np.ndarray
+) -> tuple[list[np.ndarray], list[float]]:
     """The schedule as alternating kick matrices and drift lengths, merging kicks across steps."""
     kicks, drifts = [], []
     carried_kick = 0.0  # the last kick of one step and the first of the next share one force
-    for step in _time_steps():
-        kicks.append((carried_kick + step * _KICK[0]) * _RELATIVE_ACCELERATION)
-        kicks.extend(step * _KICK[1:-1, None, None] * _RELATIVE_ACCELERATION)
+    for step in steps:
+        kicks.append((carried_kick + step * _KICK[0]) * relative_acceleration)
+        kicks.extend(step * _KICK[1:-1, None, None] * relative_acceleration)
         drifts.extend(step * _DRIFT)
         carried_kick = step * _KICK[-1]
-    kicks.append(carried_kick * _RELATIVE_ACCELERATION)
+    kicks.append(carried_kick * relative_acceleration)
     return kicks, drifts
 
 
-_SCHEDULE = _kicks_and_drifts()
-
-
-def _integrate(pair_vectors: np.ndarray, relative_velocities: np.ndarray) -> None:
-    """Flies the scaled ions from t = 0 to _END_TIME in place: pair vectors and velocities."""
-    num_events = pair_vectors.shape[-1]
-    relative_positions = pair_vectors[:2]  # u, w: a view, so drifts update the pair vectors
-    flat_velocities = relative_velocities.reshape(2, 3 * num_events)
+def _integrate(
+    pair_vectors: np.ndarray, relative_velocities: np.ndarray, fragments: _Fragments
+) -> None:
+    """Flies the scaled ions from t = 0 to the schedule's end in place: pair vectors, velocities."""
+    count, num_events = len(relative_velocities) + 1, pair_vectors.shape[-1]
+    num_pairs = len(pair_vectors)
+    relative_positions = pair_vectors[: count - 1]  # a view, so drifts update the pair vectors
+    flat_velocities = relative_velocities.reshape(count - 1, 3 * num_events)
     scaled_forces = np.empty_like(pair_vectors)
-    flat_forces = scaled_forces.reshape(3, 3 * num_events)
-    squared = np.empty((3, num_events))
-    inverse_cubes = np.empty((3, num_events))
+    flat_forces = scaled_forces.reshape(num_pairs, 3 * num_events)
+    squared = np.empty((num_pairs, num_events))
+    inverse_cubes = np.empty((num_pairs, num_events))
     velocity_change = np.empty_like(flat_velocities)
     position_change = np.empty_like(relative_positions)
 
     def update_forces() -> None:
-        # f_p = r_p / |r_p|³ for the three pairs; the OS vector follows from the CO and CS ones.
-        np.subtract(pair_vectors[1], pair_vectors[0], out=pair_vectors[2])
+        # f_p = r_p / |r_p|³ for every pair; those without fragment 0 follow from the others.
+        for pair, first, second in fragments.far_pairs:
+            np.subtract(pair_vectors[second], pair_vectors[first], out=pair_vectors[pair])
         np.einsum("pkn,pkn->pn", pair_vectors, pair_vectors, out=squared)
         np.sqrt(squared, out=inverse_cubes)
         np.multiply(inverse_cubes, squared, out=inverse_cubes)
@@ -352,7 +503,7 @@ def _integrate(pair_vectors: np.ndarray, relative_velocities: np.ndarray) -> Non
         np.matmul(matrix, flat_forces, out=velocity_change)
         np.add(flat_velocities, velocity_change, out=flat_velocities)
 
-    kicks, drifts = _SCHEDULE
+    kicks, drifts = fragments.kicks, fragments.drifts
     update_forces()
     for kick_matrix, drift in zip(kicks[:-1], drifts, strict=True):
         kick(kick_matrix)
@@ -362,32 +513,31 @@ def _integrate(pair_vectors: np.ndarray, relative_velocities: np.ndarray) -> Non
     kick(kicks[-1])
 
 
-def _straight_line_tail(pair_vectors: np.ndarray, relative_velocities: np.ndarray) -> np.ndarray:
-    """Velocity change (2, 3, events) from T to ∞ with every ion on a straight line.
+def _straight_line_tail(
+    pair_vectors: np.ndarray, relative_velocities: np.ndarray, fragments: _Fragments
+) -> np.ndarray:
+    """Velocity change (fragments − 1, 3, events) from the schedule's end to ∞ on straight lines.
 
     Along r(t) = r + v·t, ∫₀^∞ r(t)/|r(t)|³ dt = (r̂ + v̂) / (|r||v| + r·v) in closed form (this form
     of it does not cancel for the near-radial motion of late times). Its error is second order in
     the remaining fraction of potential energy.
     """
-    pair_velocities = np.stack(
-        [
-            relative_velocities[0],
-            relative_velocities[1],
-            relative_velocities[1] - relative_velocities[0],
-        ]
-    )
+    pair_velocities = np.empty_like(pair_vectors)
+    pair_velocities[: len(relative_velocities)] = relative_velocities
+    for pair, first, second in fragments.far_pairs:
+        pair_velocities[pair] = relative_velocities[second] - relative_velocities[first]
     distances = np.linalg.norm(pair_vectors, axis=1)
     speeds = np.linalg.norm(pair_velocities, axis=1)
     alignment = np.einsum("pkn,pkn->pn", pair_vectors, pair_velocities)
     directions = pair_vectors / distances[:, None] + pair_velocities / speeds[:, None]
     impulses = directions / (distances * speeds + alignment)[:, None]
-    return np.einsum("ap,pkn->akn", _RELATIVE_ACCELERATION, impulses)
+    return np.einsum("ap,pkn->akn", fragments.relative_acceleration, impulses)
 
 
 def simulate_events(
     config: SimulationConfig, progress: bool = False, workers: int = 1
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Positions (bohr) and final momenta (a.u.), each (events, C/O/S, xyz), drawn from config.
+    """Positions (bohr) and final momenta (a.u.), each (events, fragments, xyz), drawn from config.
 
     The same config gives bit-identical arrays, whatever the number of `workers` processes that
     simulate its chunks (as in chunk_pool.map_chunks; 1: this process alone).
@@ -413,15 +563,17 @@ def simulate_chunk(
             f"chunk {index} of {chunk_events} events is past the {config.num_events} events"
         )
     rng = chunk_rng(config.seed, index)
-    positions = sample_geometries(size, rng, config.prior, config.orientation)
+    molecule = config.fragments
+    masses = molecule.mass_array
+    positions = sample_geometries(size, rng, config.prior, config.orientation, molecule)
     initial = None
     if config.zero_point_momentum_spread > 0:
-        initial = zero_point_momenta(size, rng, config.zero_point_momentum_spread)
-    momenta = explode(positions, initial)
+        initial = zero_point_momenta(size, rng, config.zero_point_momentum_spread, masses)
+    momenta = explode(positions, initial, masses, molecule.charge_array)
     if config.detector_momentum_noise > 0:
-        momenta += rng.normal(0.0, config.detector_momentum_noise, (size, 3, 3))
+        momenta += rng.normal(0.0, config.detector_momentum_noise, momenta.shape)
     if config.detector_momentum_resolution > 0:
         magnitudes = np.linalg.norm(momenta, axis=-1, keepdims=True)
         spread = config.detector_momentum_resolution * magnitudes
-        momenta += spread * rng.standard_normal((size, 3, 3))
+        momenta += spread * rng.standard_normal(momenta.shape)
     return positions, momenta

@@ -25,6 +25,7 @@ def test_writes_the_csv_and_says_where(run_command, tmp_path):
     result = simulate(run_command, output, "--seed=4")
     assert result.returncode == 0, result.stderr
     assert str(output) in result.stdout and "300" in result.stdout
+    assert "simulated OCS (C²⁺ + O²⁺ + S²⁺) events" in result.stdout
     table = pd.read_csv(output)
     assert list(table.columns) == [*data.POSITION_COLUMNS, *data.MOMENTUM_COLUMNS]
     assert len(table) == 300
@@ -55,6 +56,45 @@ def test_flags_reach_the_simulation(run_command, tmp_path):
     np.testing.assert_allclose(physics.bond_lengths(positions)[:, 0], 2.15429, atol=1e-5)
 
 
+CHBRCLF_COLUMNS = [f"{atom}{axis}" for atom in ("c", "h", "br", "cl", "f") for axis in "xyz"]
+
+
+@pytest.mark.parametrize(
+    "flag, channel, columns, masses, charges",
+    [
+        (
+            "--molecule=chbrclf",
+            "CHBrClF (C⁺ + H⁺ + Br⁺ + Cl⁺ + F⁺)",
+            CHBRCLF_COLUMNS + [f"p{column}" for column in CHBRCLF_COLUMNS],
+            np.array([12.011, 1.008, 79.904, 35.45, 18.998]) * 1822.888486,
+            np.ones(5),
+        ),
+        (
+            "--charges=1,1,1",
+            "OCS (C⁺ + O⁺ + S⁺)",
+            [*data.POSITION_COLUMNS, *data.MOMENTUM_COLUMNS],
+            physics.MASSES,
+            np.ones(3),
+        ),
+    ],
+)
+def test_any_molecule_and_channel_is_simulated_into_its_columns(
+    run_command, tmp_path, flag, channel, columns, masses, charges
+):
+    output = tmp_path / "events.csv"
+    result = run_command("simulate", "--num_events=200", "--workers=1", f"--output={output}", flag)
+    assert result.returncode == 0, result.stderr
+    assert f"200 simulated {channel} events" in result.stdout.strip().splitlines()[-1]
+    table = pd.read_csv(output)
+    assert list(table.columns) == columns and len(table) == 200
+    half = len(columns) // 2
+    positions = data.to_events_array(table[columns[:half]].to_numpy())
+    momenta = data.to_events_array(table[columns[half:]].to_numpy())
+    # KE of the written momenta balances the Coulomb energy of these charges at the positions.
+    ratio = physics.kinetic_energy(momenta, masses) / physics.potential_energy(positions, charges)
+    np.testing.assert_allclose(ratio, 1.0, rtol=1e-8)
+
+
 def test_overwrite_replaces_an_existing_file(run_command, tmp_path):
     output = tmp_path / "events.csv"
     output.write_text("old\n")
@@ -80,6 +120,17 @@ def test_overwrite_replaces_an_existing_file(run_command, tmp_path):
         (["--seed=-1", "--output={tmp}/events.csv"], "--seed"),
         (["--workers=-1", "--output={tmp}/events.csv"], "--workers=-1; expected an integer ≥ 1"),
         (["--workers=two", "--output={tmp}/events.csv"], "--workers"),
+        (["--molecule=benzene", "--output={tmp}/events.csv"], "--molecule='benzene'"),
+        (["--charges=1,1", "--output={tmp}/events.csv"], "--charges has 2 values"),
+        (["--charges=1,-1,1", "--output={tmp}/events.csv"], "--charges: -1.0"),
+        (
+            ["--molecule=chbrclf", "--angle_mean=170", "--output={tmp}/events.csv"],
+            "--angle_mean=170.0: CHBrClF",
+        ),
+        (
+            ["--atoms=C,H,Br,Cl", "--charges=1,1,1,1", "--output={tmp}/events.csv"],
+            "no reference_geometry",
+        ),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_no_file(run_command, tmp_path, args, flag):

@@ -6,21 +6,36 @@ import numpy as np
 import pytest
 from scipy import integrate
 
-from cvae_tf import physics, simulator
+from cvae_tf import molecule, physics, simulator
 from cvae_tf.errors import UserInputError
 
 PRIOR = simulator.GeometryPrior()
+CHBRCLF = molecule.load("chbrclf")
+# Formaldehyde's shape with unequal charges: 4 fragments, masses from 1.008 u to 16 u.
+H2CO = molecule.from_dict(
+    {
+        "name": "H2CO",
+        "atoms": ["C", "O", "H1", "H2"],
+        "charges": [2, 3, 1, 1],
+        "reference_geometry": [[0, 0, 0], [0, 0, 2.28], [1.77, 0, -1.1], [-1.77, 0, -1.1]],
+        "position_spread": 0.1,
+    }
+)
 
 
 def geometries(num_events, seed=0, orientation="random", prior=PRIOR):
     return simulator.sample_geometries(num_events, np.random.default_rng(seed), prior, orientation)
 
 
-def relative_energy_error(final_momenta, positions, initial_momenta=None):
+def relative_energy_error(
+    final_momenta, positions, initial_momenta=None, masses=physics.MASSES, charges=physics.CHARGES
+):
     """|KE(∞) / (PE(0) + KE(0)) − 1| per event."""
-    initial_kinetic = 0.0 if initial_momenta is None else physics.kinetic_energy(initial_momenta)
-    total = physics.potential_energy(positions) + initial_kinetic
-    return np.abs(physics.kinetic_energy(final_momenta) / total - 1)
+    initial_kinetic = 0.0
+    if initial_momenta is not None:
+        initial_kinetic = physics.kinetic_energy(initial_momenta, masses)
+    total = physics.potential_energy(positions, charges) + initial_kinetic
+    return np.abs(physics.kinetic_energy(final_momenta, masses) / total - 1)
 
 
 @pytest.fixture(scope="module")
@@ -42,26 +57,28 @@ def test_total_momentum_stays_zero_from_rest(from_rest):
     assert np.max(imbalance / np.linalg.norm(momenta, axis=-1).sum(axis=-1)) < 1e-8
 
 
-def reference_explode(positions, initial_momenta, end_time=1e13):
+def reference_explode(positions, initial_momenta, masses=None, charges=None, end_time=1e13):
     """Momenta from scipy's DOP853 at rtol 1e-13, event by event, in Cartesian coordinates.
 
-    Independent of the simulator: its own forces, all 18 coordinates, log time s = ln(1 + t/τ),
-    no tail correction. By t = 10¹³ a.u. the ions are ~10¹¹ bohr apart and the potential energy
-    left is ~10⁻¹¹ of the kinetic, below the tolerance compared against.
+    Independent of the simulator: its own forces on every fragment from every other one, all
+    6n coordinates, log time s = ln(1 + t/τ), no tail correction. By t = 10¹³ a.u. the ions are
+    ~10¹¹ bohr apart and the potential energy left is ~10⁻¹¹ of the kinetic, below the tolerance
+    compared against. Masses and charges default to the specification's OCS (Table 1, +2 each).
     """
-    masses = np.array([21894.71361, 29164.39289, 58441.80487])  # specification, Table 1
+    masses = np.array([21894.71361, 29164.39289, 58441.80487] if masses is None else masses)
+    charges = np.full(len(masses), 2.0) if charges is None else np.asarray(charges, float)
+    count = len(masses)
+    charge_products = np.outer(charges, charges) * (1 - np.eye(count))
     time_scale = 100.0  # a.u.
 
     def derivative(s, state):
-        position, momentum = state[:9].reshape(3, 3), state[9:].reshape(3, 3)
-        force = np.zeros((3, 3))
-        for i in range(3):
-            for j in range(3):
-                if i != j:
-                    separation = position[i] - position[j]
-                    force[i] += 4.0 * separation / np.linalg.norm(separation) ** 3
+        position, momentum = state[: 3 * count].reshape(count, 3), state[3 * count :]
+        separation = position[:, None, :] - position[None, :, :]  # r_i − r_j
+        distance = np.linalg.norm(separation, axis=-1) + np.eye(count)  # 1 on the diagonal
+        force = np.sum(charge_products[..., None] * separation / distance[..., None] ** 3, axis=1)
         dt_ds = time_scale * math.exp(s)
-        return np.concatenate([(momentum / masses[:, None]).ravel(), force.ravel()]) * dt_ds
+        velocity = momentum.reshape(count, 3) / masses[:, None]
+        return np.concatenate([velocity.ravel(), force.ravel()]) * dt_ds
 
     final = []
     for position, momentum in zip(positions, initial_momenta, strict=True):
@@ -74,7 +91,7 @@ def reference_explode(positions, initial_momenta, end_time=1e13):
             atol=1e-12,
         )
         assert solution.success, solution.message
-        final.append(solution.y[9:, -1].reshape(3, 3))
+        final.append(solution.y[3 * count :, -1].reshape(count, 3))
     return np.array(final)
 
 
@@ -88,6 +105,56 @@ def test_momenta_agree_with_an_independent_tight_integration():
     actual = simulator.explode(positions, initial)
     errors = np.linalg.norm(actual - expected, axis=(1, 2)) / np.linalg.norm(expected, axis=(1, 2))
     assert np.max(errors) < 1e-6  # the requirement; measured ≈ 2e-9
+
+
+# (molecule, charges): OCS in its (1, 1, 1) channel, 4 fragments with charges 2, 3, 1, 1 and
+# CHBrClF at +1 each, whose H⁺ is 79 times lighter than its Br⁺.
+CHANNELS = {
+    "OCS (1,1,1)": (molecule.OCS, (1.0, 1.0, 1.0)),
+    "H2CO (2,3,1,1)": (H2CO, H2CO.charges),
+    "CHBrClF (1,1,1,1,1)": (CHBRCLF, CHBRCLF.charges),
+}
+
+
+@pytest.mark.parametrize("channel", CHANNELS)
+def test_n_fragments_conserve_energy_and_momentum(channel):
+    fragments, charges = CHANNELS[channel]
+    positions = simulator.sample_geometries(
+        300, np.random.default_rng(5), PRIOR, "random", fragments
+    )
+    momenta = simulator.explode(positions, masses=fragments.mass_array, charges=charges)
+    errors = relative_energy_error(momenta, positions, None, fragments.mass_array, charges)
+    assert np.median(errors) < 1e-8  # the requirement; measured 1.8e-10, 4.0e-10, 9.0e-10
+    assert np.max(errors) < 1e-7
+    imbalance = np.linalg.norm(momenta.sum(axis=1), axis=-1)
+    assert np.max(imbalance / np.linalg.norm(momenta, axis=-1).sum(axis=-1)) < 1e-8
+
+
+@pytest.mark.parametrize("channel", CHANNELS)
+def test_n_fragment_momenta_agree_with_an_independent_tight_integration(channel):
+    fragments, charges = CHANNELS[channel]
+    masses = fragments.mass_array
+    rng = np.random.default_rng(12)
+    positions = simulator.sample_geometries(8, rng, PRIOR, "random", fragments)
+    initial = np.zeros_like(positions)
+    initial[4:] = simulator.zero_point_momenta(4, rng, 8.0, masses) + np.array([3.0, -2.0, 1.0])
+    expected = reference_explode(positions, initial, masses, charges)
+    actual = simulator.explode(positions, initial, masses, charges)
+    errors = np.linalg.norm(actual - expected, axis=(1, 2)) / np.linalg.norm(expected, axis=(1, 2))
+    assert np.max(errors) < 1e-6  # the requirement; measured 1.6e-9, 1.8e-10, 1.4e-9
+
+
+def test_the_schedule_is_ocs_doubly_charged_own_and_scales_with_mass_and_charge():
+    """OCS²⁺ gets exactly the 48 tuned steps, OCS⁺ the same 2× slower (time ∝ √(m/q²))."""
+    ocs_steps = simulator._time_steps(physics.MASSES, physics.CHARGES)
+    assert len(ocs_steps) == simulator._NUM_STEPS
+    np.testing.assert_allclose(ocs_steps.sum(), simulator._END_TIME, rtol=1e-12)
+    singly = simulator._time_steps(physics.MASSES, np.ones(3))
+    np.testing.assert_allclose(singly, 2 * ocs_steps, rtol=1e-14)
+    heavier = simulator._time_steps(4 * physics.MASSES, physics.CHARGES)
+    np.testing.assert_allclose(heavier, 2 * ocs_steps, rtol=1e-14)
+    # CHBrClF's H⁺ starts 2.4× faster than C²⁺ and its Br⁺ ends 2.2× slower than S²⁺: more steps.
+    assert len(simulator._time_steps(CHBRCLF.mass_array, CHBRCLF.charge_array)) > 48
 
 
 def test_zero_point_motion_keeps_the_energy_balance_and_zero_total_momentum():
@@ -135,6 +202,8 @@ def test_explode_takes_any_batch_shape_and_blocks_do_not_matter():
     np.testing.assert_allclose(simulator.explode(positions[0]), batched[0], rtol=1e-13)
     with pytest.raises(ValueError, match="positions"):
         simulator.explode(np.zeros((4, 3)))
+    with pytest.raises(ValueError, match=r"\(\.\.\., 5, 3\) for 5 fragments"):
+        simulator.explode(positions[:2], masses=CHBRCLF.mass_array, charges=CHBRCLF.charge_array)
     with pytest.raises(ValueError, match="initial_momenta"):
         simulator.explode(positions[:2], np.zeros((3, 3, 3)))
 
@@ -202,6 +271,99 @@ def test_random_orientation_only_rotates_and_covers_all_directions():
         rotations @ rotations.transpose(0, 2, 1), np.eye(3)[None] + 0 * rotations, atol=1e-12
     )
     np.testing.assert_allclose(np.linalg.det(rotations), 1.0)
+
+
+def test_a_reference_geometry_is_drawn_with_its_gaussian_spread_about_its_centre_of_mass():
+    """Fixed orientation: mean = reference − its centre of mass; spread by the closed form."""
+    count = 20_000
+    positions = simulator.sample_geometries(
+        count, np.random.default_rng(6), PRIOR, "fixed", CHBRCLF
+    )
+    masses, spread = CHBRCLF.mass_array, CHBRCLF.position_spread
+    reference = np.array(CHBRCLF.reference_geometry)
+    expected_mean = reference - masses @ reference / masses.sum()
+    np.testing.assert_allclose(physics.center_of_mass(positions, masses), 0.0, atol=1e-12)
+    # x_a = r_a + d_a − Σ_b w_b (r_b + d_b), w = m/M, d ~ N(0, σ²): var = σ²(1 − 2w_a + Σ w_b²).
+    weights = masses / masses.sum()
+    expected_spread = spread * np.sqrt(1 - 2 * weights + np.sum(weights**2))
+    standard_error = expected_spread[:, None] / math.sqrt(count)
+    assert np.all(np.abs(positions.mean(axis=0) - expected_mean) < 4 * standard_error)
+    relative = positions.std(axis=0) / expected_spread[:, None] - 1
+    assert np.all(np.abs(relative) < 4 / math.sqrt(2 * count))
+
+
+def test_a_random_orientation_rotates_the_fixed_draw():
+    """Same seed: the random draw is the fixed one times the rotations drawn after it."""
+    fixed_rng = np.random.default_rng(9)
+    fixed = simulator.sample_geometries(500, fixed_rng, PRIOR, "fixed", H2CO)
+    rotations = simulator.random_rotations(500, fixed_rng)
+    rotated = simulator.sample_geometries(500, np.random.default_rng(9), PRIOR, "random", H2CO)
+    np.testing.assert_allclose(rotated, np.einsum("nij,naj->nai", rotations, fixed), atol=1e-12)
+    # Undoing each rotation brings back the reference shape about its centre of mass.
+    undone = np.einsum("nji,naj->nai", rotations, rotated)
+    reference = np.array(H2CO.reference_geometry)
+    centred = reference - H2CO.mass_array @ reference / H2CO.mass_array.sum()
+    np.testing.assert_allclose(undone.mean(axis=0), centred, atol=4 * 0.1 / math.sqrt(500))
+
+
+def test_a_zero_spread_reference_gives_the_reference_itself_about_its_centre_of_mass():
+    still = molecule.from_dict(H2CO.to_dict() | {"position_spread": 0.0})
+    positions = simulator.sample_geometries(3, np.random.default_rng(0), PRIOR, "fixed", still)
+    # C at the origin; the centre of mass is at z = (16.0·2.28 − 2·1.008·1.1)·mₑ/u / M, x = 0.
+    masses = still.mass_array
+    com_z = (masses[1] * 2.28 - (masses[2] + masses[3]) * 1.1) / masses.sum()
+    expected = np.array([[0, 0, 0], [0, 0, 2.28], [1.77, 0, -1.1], [-1.77, 0, -1.1]])
+    expected = expected - np.array([0.0, 0.0, com_z])
+    np.testing.assert_allclose(positions, np.broadcast_to(expected, (3, 4, 3)), atol=1e-14)
+
+
+def test_more_than_three_fragments_need_a_reference_geometry():
+    bare = molecule.from_dict({k: v for k, v in CHBRCLF.to_dict().items() if "geometry" not in k})
+    with pytest.raises(UserInputError) as error:
+        simulator.sample_geometries(10, np.random.default_rng(0), PRIOR, "fixed", bare)
+    message = str(error.value)
+    assert "\n" not in message and "CHBrClF" in message and "reference_geometry" in message
+    atoms = molecule.MoleculeConfig(atoms=("C", "H", "Br", "Cl"), charges=("1",) * 4)
+    with pytest.raises(UserInputError, match=r"CHBrCl .* 4 fragments and no reference_geometry"):
+        simulator.SimulationConfig(10, molecule=atoms)
+
+
+def test_bond_and_angle_flags_are_refused_for_a_molecule_with_a_reference_geometry():
+    chbrclf = molecule.MoleculeConfig(molecule="chbrclf")
+    with pytest.raises(UserInputError, match=r"--angle_mean=170\.0: CHBrClF") as error:
+        simulator.SimulationConfig(
+            10, molecule=chbrclf, prior=simulator.GeometryPrior(angle_mean=170.0)
+        )
+    assert "\n" not in str(error.value)
+    # Their defaults are no choice: a triatomic other than OCS takes them as its prior.
+    assert simulator.SimulationConfig(10, molecule=chbrclf).fragments == CHBRCLF
+    other = molecule.MoleculeConfig(atoms=("Cl", "H", "Br"), charges=("2", "1", "1"))
+    positions, _ = simulator.simulate_events(simulator.SimulationConfig(300, molecule=other))
+    assert physics.bond_lengths(positions).mean(axis=0) == pytest.approx(
+        [PRIOR.co_bond_mean, PRIOR.cs_bond_mean], rel=0.03
+    )
+
+
+def test_a_simulated_molecule_balances_its_energy_with_its_own_masses_and_charges():
+    config = simulator.SimulationConfig(
+        300, seed=2, molecule=molecule.MoleculeConfig(molecule="chbrclf"), orientation="fixed"
+    )
+    positions, momenta = simulator.simulate_events(config)
+    assert positions.shape == momenta.shape == (300, 5, 3)
+    errors = relative_energy_error(momenta, positions, None, CHBRCLF.mass_array, CHBRCLF.charges)
+    assert np.median(errors) < 1e-8
+    noisy = simulator.SimulationConfig(
+        300,
+        seed=2,
+        molecule=molecule.MoleculeConfig(molecule="chbrclf"),
+        orientation="fixed",
+        zero_point_momentum_spread=3.0,
+        detector_momentum_noise=1.0,
+        detector_momentum_resolution=0.01,
+    )
+    noisy_positions, noisy_momenta = simulator.simulate_events(noisy)
+    np.testing.assert_array_equal(noisy_positions, positions)  # motion and noise drawn after
+    assert 0 < np.abs(noisy_momenta - momenta).mean() < 10
 
 
 def noisy_config(**changes):
