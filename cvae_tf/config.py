@@ -447,14 +447,14 @@ def _checked_data(part: DataConfig) -> DataConfig:
             " leaves no test events; expected a sum below 1"
         )
     molecule = part.fragments.resolve()
+    position_columns, momentum_columns = resolve_columns(
+        part.position_columns, part.momentum_columns, molecule
+    )
     if not part.data and not molecule.same_fragments(OCS):
         raise UserInputError(
             f"--data is empty, so the embedded OCS data would be used, but the molecule is "
             f"{molecule.describe()}; give --data (python -m cvae_tf.simulate writes such a file)"
         )
-    position_columns, momentum_columns = resolve_columns(
-        part.position_columns, part.momentum_columns, molecule
-    )
     files = csv_files.data_files(part.data) if part.data else ()
     return dataclasses.replace(
         part,

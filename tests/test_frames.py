@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from cvae_tf import frames, physics, simulator
+from cvae_tf import frames, molecule, physics, simulator
 from tests.models import build_cvae
 
 
@@ -91,3 +91,59 @@ def test_momentum_frame_model_predictions_follow_the_molecule():
     np.testing.assert_allclose(
         predicted_turned, np.einsum("bij,baj->bai", turn, predicted), atol=2e-4
     )
+
+
+# Four and five fragments: the frame comes from the molecule's chosen three (a, b, c).
+
+CHBRCLF = molecule.load("chbrclf")  # frame (Br, Cl, F) = fragments (2, 3, 4)
+
+
+def test_hand_worked_axes_from_the_chosen_fragments_of_five():
+    momenta = np.zeros((1, 5, 3))
+    momenta[0, 2] = [0.0, 30.0, 0.0]  # Br
+    momenta[0, 3] = [0.0, -10.0, 0.0]  # Cl: x̂ ∥ p_Br − p_Cl = (0, 40, 0)
+    momenta[0, 4] = [7.0, 3.0, 0.0]  # F: its part ⊥ x̂ is (7, 0, 0), so ŷ = (1, 0, 0)
+    momenta[0, 1] = [0.0, 0.0, 500.0]  # H and C play no part
+    rotations = np.asarray(frames.momentum_frame(momenta, CHBRCLF.frame_fragments))
+    # ẑ = x̂ × ŷ = (0, 1, 0) × (1, 0, 0) = (0, 0, −1).
+    np.testing.assert_allclose(rotations[0], [[0, 1, 0], [1, 0, 0], [0, 0, -1]], atol=1e-12)
+
+
+@pytest.mark.parametrize("num_fragments", [4, 5])
+def test_frames_of_four_and_five_fragments_are_proper_and_lab_independent(num_fragments):
+    rng = np.random.default_rng(num_fragments)
+    momenta = rng.normal(size=(200, num_fragments, 3)) * 100
+    fragments = (2, 3, 1) if num_fragments == 4 else CHBRCLF.frame_fragments
+    rotations = np.asarray(frames.momentum_frame(momenta, fragments))
+    np.testing.assert_allclose(
+        rotations @ rotations.transpose(0, 2, 1), np.eye(3)[None].repeat(200, 0), atol=1e-12
+    )
+    np.testing.assert_allclose(np.linalg.det(rotations), 1.0, atol=1e-12)
+    turned = np.einsum("bij,baj->bai", random_rotations(200, seed=9), momenta)
+    table = momenta.reshape(200, -1)
+    turned_table = turned.reshape(200, -1)
+    original = np.asarray(
+        frames.rotate_table(frames.table_rotations("momentum", table, fragments), table)
+    )
+    again = np.asarray(
+        frames.rotate_table(
+            frames.table_rotations("momentum", turned_table, fragments), turned_table
+        )
+    )
+    assert original.shape == (200, 3 * num_fragments)
+    np.testing.assert_allclose(again, original, atol=1e-3)  # keras ops in float32: 1e-5 relative
+
+
+def test_degenerate_five_fragment_events_give_finite_frames():
+    momenta = np.zeros((3, 5, 3))
+    momenta[:, 2] = [300.0, 0.0, 0.0]
+    momenta[:, 3] = [-300.0, 0.0, 0.0]
+    momenta[1, 4] = [50.0, 0.0, 0.0]  # F along x̂: no perpendicular part
+    momenta[2, 3] = momenta[2, 2]  # p_Br = p_Cl: no x̂ at all
+    for dtype in (np.float64, np.float32):
+        rotations = np.asarray(
+            frames.momentum_frame(momenta.astype(dtype), CHBRCLF.frame_fragments)
+        )
+        assert np.all(np.isfinite(rotations))
+        np.testing.assert_allclose(rotations[0] @ rotations[0].T, np.eye(3), atol=1e-5)
+        np.testing.assert_allclose(rotations[1] @ rotations[1].T, np.eye(3), atol=1e-5)

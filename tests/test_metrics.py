@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from cvae_tf import metrics as metrics_module
+from cvae_tf import molecule, physics, simulator
 from cvae_tf.metrics import (
     evaluate_positions,
     mean_relative_error,
@@ -195,3 +196,54 @@ def test_mre_above_threshold_and_median_by_hand():
     # Above 0.1 bohr: 1.0, 2.0, 4.0, -1.0, 0.5, 10.0 → errors 10, 0, 5, 0, 0, 0.
     assert metrics["mre_above_threshold_percent"] == pytest.approx(15.0 / 6)
     assert metrics["mre_median_percent"] == pytest.approx(0.0)
+
+
+def test_geometry_errors_of_every_bond_and_angle_of_a_five_fragment_molecule():
+    chbrclf = molecule.load("chbrclf")
+    true = np.asarray(chbrclf.reference_geometry)[None]
+    predicted = true.copy()
+    # H 0.1 bohr further out along C–H: that bond 0.1 bohr longer, every angle unchanged.
+    predicted[0, 1] *= 1 + 0.1 / np.linalg.norm(true[0, 1])
+    errors = metrics_module.geometry_errors(true, predicted, chbrclf)
+    assert errors["bond_ch_mae_bohr"] == pytest.approx(0.1)
+    for bond in ("cbr", "ccl", "cf"):
+        assert errors[f"bond_{bond}_mae_bohr"] == pytest.approx(0.0, abs=1e-12)
+    assert errors["angle_mae_degrees"] == pytest.approx(0.0, abs=1e-5)
+    # Turning F about C by 2° in the Cl–C–F plane changes that angle by 2°: tetrahedral,
+    # arccos(−1/3) = 109.47° becomes 111.47°.
+    c, cl, f = true[0, 0], true[0, 3], true[0, 4]
+    normal = np.cross(cl - c, f - c)
+    normal /= np.linalg.norm(normal)
+    turn = np.radians(2.0)
+    # Rodrigues' rotation of F about the normal, away from Cl.
+    direction = np.sign(np.dot(np.cross(normal, f - c), cl - c))
+    axis = -direction * normal
+    v = f - c
+    turned = (
+        v * np.cos(turn)
+        + np.cross(axis, v) * np.sin(turn)
+        + axis * np.dot(axis, v) * (1 - np.cos(turn))
+    )
+    bent = true.copy()
+    bent[0, 4] = c + turned
+    angles = physics.bond_angles(bent, chbrclf.angles)
+    names = chbrclf.angle_names
+    assert angles[0, names.index("Cl–C–F")] == pytest.approx(np.degrees(np.arccos(-1 / 3)) + 2.0)
+    errors = metrics_module.geometry_errors(true, bent, chbrclf)
+    assert errors["angle_clcf_mae_degrees"] == pytest.approx(2.0)
+    assert errors["bond_cf_mae_bohr"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_evaluate_positions_names_every_fragment_of_the_molecule():
+    chbrclf = molecule.load("chbrclf")
+    true = np.asarray(chbrclf.reference_geometry)[None].repeat(4, axis=0)
+    momenta = simulator.explode(true, masses=chbrclf.mass_array, charges=chbrclf.charge_array)
+    shifted = true + np.array([0.0, 0.0, 0.05])  # every fragment 0.05 bohr off
+    results = evaluate_positions(true, shifted, momenta, chbrclf)
+    for label in ("C", "H", "Br", "Cl", "F"):
+        assert results[f"per_atom_error_{label}_bohr"] == pytest.approx(0.05)
+    assert results["superposition_rmsd_bohr"] == pytest.approx(0.0, abs=1e-9)
+    # The true geometry explodes into the momenta: its energy floor is the integrator's.
+    assert results["energy_diff_1_true_median"] < 1e-8
+    with pytest.raises(ValueError, match=r"\(events, 5, 3\)"):
+        evaluate_positions(true[:, :3], shifted[:, :3], momenta[:, :3], chbrclf)
