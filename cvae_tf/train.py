@@ -1,4 +1,11 @@
-"""`python -m cvae_tf.train`: train a CVAE on a CSV of events and save the run folder."""
+"""`python -m cvae_tf.train`: train a CVAE on a CSV of events and save the run folder.
+
+The module is also the API's `cvae_tf.train(**settings)`: a package attribute and a submodule
+cannot share the name `train`, so this module is callable (api.train; see `_CallableModule`).
+"""
+
+import sys
+import types
 
 from absl import flags
 
@@ -28,6 +35,17 @@ def execute(flag_values: flags.FlagValues) -> None:
         "--input=momenta.csv --output=positions.csv"
     )
 
+
+class _CallableModule(types.ModuleType):
+    """This module's type: calling `cvae_tf.train(...)` is calling `api.train(...)`."""
+
+    def __call__(self, verbose: int | str = 0, **settings):
+        from cvae_tf import api
+
+        return api.train(verbose, **settings)
+
+
+sys.modules[__name__].__class__ = _CallableModule
 
 if __name__ == "__main__":
     cli.run_command(define_flags, execute)

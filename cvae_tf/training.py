@@ -26,7 +26,7 @@ from cvae_tf import (
     run_size,
     signals,
 )
-from cvae_tf.config import TrainConfig
+from cvae_tf.config import TrainConfig, validate
 from cvae_tf.errors import UserInputError
 
 CALIBRATION_SAMPLES = 32  # latent draws per validation event when the spread is recalibrated
@@ -95,6 +95,7 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> RunResult:
     (`.<run_name>.worker-<i>.partial`, for their callbacks and --resume) that they delete when
     training ends, and return a result without a run folder.
     """
+    config = validate(config)  # as the flags are: a library caller gets the same checks
     # First: MultiWorkerMirroredStrategy must exist before TensorFlow's runtime starts.
     optimization, output = config.optimization, config.output
     strategy = distribution.make_strategy(optimization.distribution)
