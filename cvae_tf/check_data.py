@@ -2,18 +2,21 @@
 
 from absl import flags
 
-from cvae_tf import cli, diagnostics, flag_fields
+from cvae_tf import cli, diagnostics, file_check, flag_fields
 
 
 def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
-    """The check_data command's flags: the event file's, --sample_size and --seed."""
+    """The check_data command's flags: the event file's, --model_dir, --sample_size, --seed."""
     flag_fields.define_flags(diagnostics.CheckDataConfig, flag_values)
 
 
 def execute(flag_values: flags.FlagValues) -> None:
-    """Loads the events, checks a sample and prints the verdict; problems still exit 0."""
+    """Loads the events, checks them (a sample, or momenta only) and prints the verdict.
+
+    Problems still exit 0.
+    """
     config = flag_fields.from_flags(diagnostics.CheckDataConfig, flag_values)
-    print(diagnostics.check_file(config).format())
+    print(file_check.check_file(config).format())
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from cvae_tf import alignment, data, physics, simulator
+from cvae_tf import alignment, data, file_flags, physics, simulator
 from cvae_tf.errors import UserInputError
 from cvae_tf.file_flags import EventFileConfig
 from cvae_tf.flag_fields import option
@@ -38,10 +38,8 @@ _HARTREE_IN_EV = 27.211386245988
 _ELECTRON_MASSES_PER_DALTON = 1822.888486
 
 # Constant KE/PE factors with a known cause: the data's KE (from momenta) over our PE (from
-# positions, charges +2, bohr, hartree).
+# positions, the molecule's charges, bohr, hartree). The charge factors are in charge_factors.
 KNOWN_FACTORS = (
-    (0.25, "charges: the momenta fit ions charged +1, not +2 (PE ∝ q_i·q_j), or are halved"),
-    (4.0, "charges: the momenta fit ions charged +4, not +2, or are doubled"),
     (
         1 / _BOHR_PER_ANGSTROM,
         "lengths: the positions look like ångström, not bohr (multiply by 1.8897)",
@@ -55,6 +53,30 @@ KNOWN_FACTORS = (
     ),
     (_ELECTRON_MASSES_PER_DALTON, "masses: the momenta are 42.7× too large (u→mₑ applied twice?)"),
 )
+
+
+def _charges_text(charges) -> str:
+    """ "+2" when every fragment has that charge, else "+2, +1, +2"."""
+    texts = [f"+{charge:g}" for charge in charges]
+    return texts[0] if len(set(texts)) == 1 else ", ".join(texts)
+
+
+def charge_factors(fragments: Molecule = OCS) -> tuple[tuple[float, str], ...]:
+    """KE/PE factors of charges half and twice the molecule's (PE ∝ q_i·q_j), in its charges."""
+    charges = fragments.charge_array
+    model = _charges_text(charges)
+    return (
+        (
+            0.25,
+            f"charges: the momenta fit ions charged {_charges_text(charges / 2)}, not {model} "
+            "(half the model's charges: PE ∝ q_i·q_j), or are halved",
+        ),
+        (
+            4.0,
+            f"charges: the momenta fit ions charged {_charges_text(charges * 2)}, not {model} "
+            "(twice the model's charges), or are doubled",
+        ),
+    )
 
 
 @dataclasses.dataclass
@@ -111,11 +133,102 @@ class DataVerdict:
         return "\n".join(lines)
 
 
+# KER quantiles (percent) a momentum check reports.
+KER_REPORTED = (5.0, 25.0, 50.0, 75.0, 95.0)
+
+
+@dataclasses.dataclass
+class MomentumVerdict:
+    """What check_momenta found in a file without positions (measured data), and the comparison.
+
+    The training fields stay None unless a model's training data were compared
+    (file_check.check_file with --model_dir).
+    """
+
+    num_events: int
+    balance_median: float  # |Σp| / Σ|p_i|
+    balance_p95: float
+    ker_percentiles: dict[float, float]  # {percent: KER in hartree} at KER_REPORTED
+    problems: list[str] = dataclasses.field(default_factory=list)
+    model_dir: str | None = None
+    training_events: int | None = None
+    training_ker_percentiles: dict[float, float] | None = None
+    ker_bounds: tuple[float, float] | None = None  # hartree: the criterion's KER range
+    out_of_distribution: int | None = None  # events the criterion flags
+
+    def format(self) -> str:
+        """The figures, the comparison with the training data if made, then the problems."""
+        median = self.ker_percentiles[50.0]
+        others = [percent for percent in KER_REPORTED if percent != 50.0]
+        percents = "/".join(f"{percent:g}" for percent in others)
+        hartree = ", ".join(f"{self.ker_percentiles[percent]:.4g}" for percent in others)
+        electronvolt = ", ".join(
+            f"{self.ker_percentiles[percent] * _HARTREE_IN_EV:.4g}" for percent in others
+        )
+        lines = [
+            f"Momentum check on {self.num_events} events (no position columns: momenta only):",
+            f"  balance      |Σp|/Σ|p_i| median {self.balance_median:.2g}, 95th percentile "
+            f"{self.balance_p95:.2g}",
+            f"  KER          median {median:.4g} hartree ({median * _HARTREE_IN_EV:.4g} eV); "
+            f"{percents} %: {hartree} hartree ({electronvolt} eV)",
+        ]
+        if self.training_ker_percentiles is not None:
+            lines.append(
+                f"Against the training data of '{self.model_dir}' ({self.training_events} events "
+                "of its training sample), KER in hartree:"
+            )
+            lines.append(f"  {'percentile':>10}  {'this file':>10}  {'training':>10}")
+            for percent in KER_REPORTED:
+                lines.append(
+                    f"  {percent:>8g} %  {self.ker_percentiles[percent]:>10.4g}  "
+                    f"{self.training_ker_percentiles[percent]:>10.4g}"
+                )
+            low, high = self.ker_bounds
+            share = 100 * self.out_of_distribution / self.num_events
+            lines.append(
+                f"  out of distribution  {self.out_of_distribution} of {self.num_events} events "
+                f"({share:.3g} %): KER outside [{low:.4g}, {high:.4g}] hartree or a momentum "
+                "shape unlike the training data's"
+            )
+        if not self.problems:
+            lines.append("Verdict: consistent; no problems found.")
+            return "\n".join(lines)
+        lines.append(f"Verdict: {len(self.problems)} problem(s):")
+        lines.extend(f"  - {problem}" for problem in self.problems)
+        return "\n".join(lines)
+
+
+def check_momenta(momenta: np.ndarray, fragments: Molecule = OCS) -> MomentumVerdict:
+    """Momentum balance and the KER distribution of momenta (events, fragments, 3) in a.u."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        balance = np.linalg.norm(physics.total_momentum(momenta), axis=-1) / np.sum(
+            np.linalg.norm(momenta, axis=-1), axis=-1
+        )
+    balance = balance[np.isfinite(balance)]
+    kinetic = physics.kinetic_energy(momenta, fragments.mass_array)
+    verdict = MomentumVerdict(
+        num_events=len(momenta),
+        balance_median=float(np.median(balance)) if len(balance) else math.nan,
+        balance_p95=float(np.percentile(balance, 95)) if len(balance) else math.nan,
+        ker_percentiles=dict(
+            zip(KER_REPORTED, (float(v) for v in np.percentile(kinetic, KER_REPORTED)), strict=True)
+        ),
+    )
+    if verdict.balance_median > BALANCE_TOLERANCE:
+        verdict.problems.append(
+            f"total momentum is {verdict.balance_median:.2g} of the momenta's size (median), "
+            "not ≈ 0: the ions did not start at rest, the momenta carry noise, a fragment was "
+            "missed, or a fragment's columns are wrong"
+        )
+    return verdict
+
+
 @dataclasses.dataclass(frozen=True)
 class CheckDataConfig:
     """The events to check, and the random sample of them that is checked."""
 
     events: EventFileConfig
+    model_dir: str | None = file_flags.model_dir_option()
     sample_size: int = option(2000, "Events checked, drawn at random (each one simulated).")
     seed: int = option(0, "Seed of the random sample.")
 
@@ -215,14 +328,14 @@ def check_events(
         problems=problems,
         labels=fragments.labels,
     )
-    _find_problems(verdict)
+    _find_problems(verdict, fragments)
     return verdict
 
 
-def _find_problems(verdict: DataVerdict) -> None:
+def _find_problems(verdict: DataVerdict, fragments: Molecule = OCS) -> None:
     """Appends each finding to verdict.problems and its repair to verdict.recommended_flags."""
     if verdict.energy_diff_median > ENERGY_TOLERANCE:
-        verdict.problems.append(_energy_finding(verdict))
+        verdict.problems.append(_energy_finding(verdict, fragments))
     if verdict.momentum_balance > BALANCE_TOLERANCE:
         verdict.problems.append(
             f"total momentum is {verdict.momentum_balance:.2g} of the momenta's size (median), "
@@ -256,7 +369,7 @@ def _find_problems(verdict: DataVerdict) -> None:
         verdict.recommended_flags.insert(0, "--center=com")
 
 
-def _energy_finding(verdict: DataVerdict) -> str:
+def _energy_finding(verdict: DataVerdict, fragments: Molecule = OCS) -> str:
     """What an energy imbalance suggests: a known constant factor, or event-to-event variation."""
     summary = (
         f"KE of the momenta differs from PE of the positions: |KE−PE|/KE median "
@@ -269,10 +382,12 @@ def _energy_finding(verdict: DataVerdict) -> str:
             f"{verdict.energy_ratio_spread:.2g}): ions not starting at rest (initial motion), "
             "momentum noise, or masses other than the model's"
         )
-    factor, cause = min(KNOWN_FACTORS, key=lambda known: abs(math.log(ratio / known[0])))
+    known_factors = charge_factors(fragments) + KNOWN_FACTORS
+    factor, cause = min(known_factors, key=lambda known: abs(math.log(ratio / known[0])))
     if abs(math.log(ratio / factor)) < FACTOR_TOLERANCE:
         return f"{summary}; KE/PE = {ratio:.4g} in every event, near {factor:.6g}: {cause}"
     return (
         f"{summary}; KE/PE = {ratio:.4g} in every event, a constant factor that matches no known "
-        "slip of charges (+2), lengths (bohr), energies (hartree) or masses (mₑ)"
+        f"slip of charges ({_charges_text(fragments.charges)}), lengths (bohr), energies "
+        "(hartree) or masses (mₑ)"
     )

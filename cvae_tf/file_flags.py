@@ -4,7 +4,9 @@ import dataclasses
 import functools
 from pathlib import Path
 
-from cvae_tf import csv_files, file_writes
+import numpy as np
+
+from cvae_tf import csv_files, data, file_writes
 from cvae_tf.data import Events
 from cvae_tf.errors import UserInputError
 from cvae_tf.flag_fields import option
@@ -92,6 +94,30 @@ class EventFileConfig:
     def load(self) -> Events:
         """Every event of the file, checked (csv_files.load_events)."""
         return csv_files.load_events(self.path, *self.columns)
+
+    @property
+    def momentum_only(self) -> bool:
+        """Whether the file's header has none of the position columns (measured data).
+
+        A file with some of them but not all is not momentum-only: reading it names the missing.
+        """
+        header = csv_files.read_header(self.path)
+        return not set(self.columns[0]) & set(header)
+
+    def load_momenta(self) -> np.ndarray:
+        """Every event's momenta (a.u.), (events, fragments, 3), read by column name and checked."""
+        return data.to_events_array(csv_files.read_columns(self.path, self.columns[1]))
+
+
+def model_dir_option():
+    """The optional `model_dir` setting of check_data and align: read the data as a model does."""
+    return option(
+        None,
+        "Run folder written by cvae_tf.train: the molecule and the columns are then the model's "
+        "(molecule and column flags that differ are refused), and check_data compares a "
+        "momentum-only file with the model's training data. Default: none.",
+        show_default=False,
+    )
 
 
 def overwrite_option():

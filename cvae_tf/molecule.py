@@ -457,9 +457,21 @@ class MoleculeConfig:
         show_default=False,
     )
 
-    def resolve(self) -> Molecule:
-        """The molecule these flags describe, validated (UserInputError naming the flag)."""
-        base = load(self.molecule)
+    @property
+    def given(self) -> bool:
+        """Whether any molecule flag differs from its default (a bare --molecule=ocs does not)."""
+        return self != MoleculeConfig()
+
+    def resolve(self, default: Molecule | None = None) -> Molecule:
+        """The molecule these flags describe, validated (UserInputError naming the flag).
+
+        `default` (a model's molecule) replaces the built-in OCS where --molecule is not given,
+        so that --charges alone describes that molecule in another charge channel.
+        """
+        if default is not None and self.molecule == MoleculeConfig.molecule:
+            base = default
+        else:
+            base = load(self.molecule)
         values = base.to_dict()
         if self.atoms and tuple(self.atoms) != base.labels:
             values = {"name": "", "atoms": list(self.atoms), "charges": values["charges"]}

@@ -1,4 +1,4 @@
-"""The figures a run saves: learning curves per epoch and the calibration curve of the test part."""
+"""The figures a run saves (learning curves, the calibration curve) and predict's histograms."""
 
 import os
 from os import PathLike
@@ -160,4 +160,24 @@ def plot_calibration_curve(
     axes.set_title(title)
     axes.grid(True)
     axes.legend(loc="upper left")
+    figure.savefig(path, dpi=100)
+
+
+def plot_histogram(
+    counts: np.ndarray, edges: np.ndarray, path: str | PathLike[str], xlabel: str, title: str
+) -> None:
+    """Write a histogram of precomputed `counts` in bins `edges` (len(counts) + 1) to a PNG."""
+    counts, edges = np.asarray(counts), np.asarray(edges, dtype=float)
+    if edges.shape != (len(counts) + 1,):
+        raise ValueError(
+            f"edges must have one value more than counts; received {len(edges)} edges for "
+            f"{len(counts)} counts"
+        )
+    figure = Figure(figsize=(7, 4.5), layout="constrained")
+    axes = figure.subplots()
+    axes.stairs(counts, edges, fill=True, alpha=0.7)
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel("events per bin")
+    axes.set_title(title, fontsize="medium")
+    axes.grid(True, alpha=0.3)
     figure.savefig(path, dpi=100)

@@ -14,9 +14,18 @@ def execute(flag_values: flags.FlagValues) -> None:
     """Reads momenta, predicts positions, writes them in the input's row order."""
     config = flag_fields.from_flags(prediction.PredictConfig, flag_values)
     written = prediction.predict_file(config)
-    print(f"Wrote predicted positions (bohr) of {written.num_events} events to {config.output}")
+    print(
+        f"Wrote predicted positions (bohr), bond lengths (bohr) and angles (degrees) of "
+        f"{written.num_events} events to {config.output}"
+    )
     if written.center_of_mass_relative:
         print("Positions are relative to each event's centre of mass (trained with --center=com).")
+    for path in written.histogram_files:
+        print(f"  histogram: {path}")
+    print(written.out_of_distribution_summary())
+    warning = written.warning()
+    if warning:
+        print(warning)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,12 @@
-"""Positions predicted for a CSV of momenta with a saved run's SavedModel, into a CSV file."""
+"""Positions predicted for a CSV of momenta with a saved run's SavedModel, into a CSV file.
+
+Each output row holds, in this order: the positions (bohr), their `<column>_std` with
+--num_samples above 1, the bond lengths `r_<label><label>` (bohr) and angles
+`angle_<labels>` (degrees, at the middle label) of the point prediction, and
+`out_of_distribution` (1 for an event unlike anything in the training data, see
+training_momenta). --histograms adds PNGs of the bond lengths and angles over the events
+in distribution.
+"""
 
 import dataclasses
 import itertools
@@ -9,10 +17,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cvae_tf import csv_files, export, file_flags, run_folder, sampling
+from cvae_tf import (
+    csv_files,
+    export,
+    file_flags,
+    file_writes,
+    physics,
+    plots,
+    run_folder,
+    sampling,
+    training_momenta,
+)
 from cvae_tf.errors import UserInputError
 from cvae_tf.flag_fields import option
-from cvae_tf.molecule import OCS, Molecule
+from cvae_tf.molecule import OCS, Molecule, MoleculeConfig
 
 MOMENTS_BATCH_SIZE = 65_536  # rows per SavedModel call: K draws of a chunk, a batch at a time
 # Latent-draw rows (events × K) held at once: about 0.6 GB with their float64 copies and the
@@ -21,6 +39,8 @@ MOMENTS_BATCH_SIZE = 65_536  # rows per SavedModel call: K draws of a chunk, a b
 ROW_BUDGET = 1 << 20
 MAX_NUM_SAMPLES = ROW_BUDGET  # the smallest chunk is one event with its K draws
 OUTPUT_BYTES_PER_CELL = 20  # "%.12g" writes at most 18 characters (-1.23456789012e-05), a comma
+OUT_OF_DISTRIBUTION_COLUMN = "out_of_distribution"
+HISTOGRAM_BINS = 60
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,7 +69,14 @@ class PredictConfig:
         choices=sampling.SELECTIONS,
         show_default=False,
     )
+    histograms: str = option(
+        "",
+        "Folder for PNG histograms of the predicted bond lengths and angles over every event "
+        "in distribution (made if missing; its parent must exist). Default: empty, none.",
+        show_default=False,
+    )
     overwrite: bool = file_flags.overwrite_option()
+    fragments: MoleculeConfig = MoleculeConfig()
 
     def __post_init__(self) -> None:
         for name in ("model_dir", "input", "output"):
@@ -64,12 +91,57 @@ class PredictConfig:
             )
 
 
+@dataclasses.dataclass
+class Tally:
+    """Events predicted so far, and how many were out of distribution and why."""
+
+    num_events: int = 0
+    out_of_distribution: int = 0
+    ker_below: int = 0  # KER below the training range
+    ker_above: int = 0
+    shape_unlike: int = 0  # a momentum shape beyond the training data's distance threshold
+
+
 @dataclasses.dataclass(frozen=True)
 class Prediction:
-    """What predict_file wrote: how many events, and whether relative to their centre of mass."""
+    """What predict_file wrote: the tally, centre-of-mass relative or not, the histograms."""
 
     num_events: int
     center_of_mass_relative: bool
+    tally: Tally = dataclasses.field(default_factory=Tally)
+    ker_bounds: tuple[float, float] = (0.0, float("inf"))  # hartree, the training range
+    histogram_files: tuple[Path, ...] = ()
+
+    def out_of_distribution_summary(self) -> str:
+        """ "N of M events (x %) are out of distribution: ..." with the reasons counted."""
+        tally = self.tally
+        share = 100 * tally.out_of_distribution / max(tally.num_events, 1)
+        low, high = self.ker_bounds
+        return (
+            f"{tally.out_of_distribution} of {tally.num_events} events ({share:.3g} %) are out of "
+            f"distribution: {tally.ker_below} with a kinetic energy release below and "
+            f"{tally.ker_above} above the training range [{low:.4g}, {high:.4g}] hartree, "
+            f"{tally.shape_unlike} with momenta shaped unlike the training data's (column "
+            f"{OUT_OF_DISTRIBUTION_COLUMN})"
+        )
+
+    def warning(self) -> str | None:
+        """A warning naming the likely cause if over half the events are out of distribution."""
+        tally = self.tally
+        if tally.out_of_distribution <= tally.num_events / 2:
+            return None
+        if max(tally.ker_below, tally.ker_above) > tally.num_events / 2:
+            where = "below" if tally.ker_below > tally.ker_above else "above"
+            cause = (
+                f"most kinetic energy releases lie {where} the training range: another charge "
+                "channel or molecule, or momenta in other units"
+            )
+        else:
+            cause = (
+                "most momenta are shaped unlike the training data's: another molecule or charge "
+                "channel, or the fragments' columns in another order"
+            )
+        return f"Warning: most events are out of distribution for this model; {cause}."
 
 
 def predict_file(config: PredictConfig) -> Prediction:
@@ -83,8 +155,10 @@ def predict_file(config: PredictConfig) -> Prediction:
     model_dir = Path(config.model_dir)
     input_path = Path(config.input)
     output_path = file_flags.check_output_path(config.output, config.overwrite, config.input)
+    histogram_folder = check_histogram_folder(config.histograms)
     run_config = run_folder.check_complete(model_dir)
-    fragments = run_folder.read_molecule(model_dir)
+    fragments = run_folder.model_molecule(model_dir, config.fragments)
+    summary = training_momenta.read(model_dir)
     position_columns = run_config["position_columns"]
     chunks = momenta_chunks(
         input_path, run_config["momentum_columns"], events_per_chunk(config.num_samples)
@@ -92,14 +166,64 @@ def predict_file(config: PredictConfig) -> Prediction:
     # The first block is read (and checked) before the model loads: a bad file fails fast.
     first = next(chunks)
     output_columns = len(position_columns) * (1 if config.num_samples == 1 else 2)
+    output_columns += len(geometry_columns(fragments)) + 1
     check_disk_space(output_path, count_data_lines(input_path), output_columns)
     serving = export.load_saved_model(model_dir / export.SAVED_MODEL_DIR)
-    counted = []
+    tally = Tally()
     frames = predicted_frames(
-        serving, itertools.chain([first], chunks), config, position_columns, counted, fragments
+        serving,
+        itertools.chain([first], chunks),
+        config,
+        position_columns,
+        tally,
+        fragments,
+        summary,
     )
     csv_files.write_csv_atomically(output_path, frames)
-    return Prediction(sum(counted), run_config.get("center") == "com")
+    histogram_files = ()
+    if histogram_folder is not None:
+        histogram_files = write_histograms(output_path, histogram_folder, fragments)
+    return Prediction(
+        tally.num_events,
+        run_config.get("center") == "com",
+        tally,
+        summary.ker_bounds,
+        histogram_files,
+    )
+
+
+def check_histogram_folder(folder: str) -> Path | None:
+    """The --histograms folder (None if empty), refused before any work if it cannot be made."""
+    if not folder:
+        return None
+    path = Path(folder)
+    if path.exists() and not path.is_dir():
+        raise UserInputError(f"--histograms='{path}' is a file; expected a folder for PNG files")
+    if not path.exists() and not path.parent.is_dir():
+        raise UserInputError(f"--histograms='{path}': folder '{path.parent}' is missing")
+    file_writes.check_writable(path / "histogram.png")
+    return path
+
+
+def geometry_columns(fragments: Molecule) -> tuple[str, ...]:
+    """The bond-length columns r_<label><label> (bohr), then the angle columns angle_<labels>."""
+    lengths = [
+        f"r_{fragments.labels[i].lower()}{fragments.labels[j].lower()}" for i, j in fragments.bonds
+    ]
+    angles = [
+        "angle_" + "".join(fragments.labels[index].lower() for index in triple)
+        for triple in fragments.angles
+    ]
+    return (*lengths, *angles)
+
+
+def geometry(positions_table: np.ndarray, fragments: Molecule) -> np.ndarray:
+    """Bond lengths (bohr) then angles (degrees) [events, bonds + angles] of positions [n, 3n]."""
+    positions = np.asarray(positions_table, dtype=np.float64).reshape(len(positions_table), -1, 3)
+    parts = [physics.bond_lengths(positions, fragments.bonds)]
+    if fragments.angles:
+        parts.append(physics.bond_angles(positions, fragments.angles))
+    return np.concatenate(parts, axis=1)
 
 
 def events_per_chunk(num_samples: int) -> int:
@@ -130,10 +254,15 @@ def predicted_frames(
     chunks: Iterable[np.ndarray],
     config: PredictConfig,
     position_columns: Sequence[str],
-    counted: list[int],
+    tally: Tally,
     fragments: Molecule = OCS,
+    training: training_momenta.TrainingMomenta | None = None,
 ) -> Iterator[pd.DataFrame]:
-    """The output table a chunk at a time; appends each chunk's number of events to `counted`."""
+    """The output table a chunk at a time; counts each chunk's events into `tally`.
+
+    Without the `training` data's momentum summary no event is out of distribution.
+    """
+    names = geometry_columns(fragments)
     moments_once = sampling.batched_moments(serving.moments, MOMENTS_BATCH_SIZE)
     rng = np.random.default_rng(0)  # seeded: the same model and input give the same file
     for momenta_chunk in chunks:
@@ -154,7 +283,8 @@ def predicted_frames(
             columns.update(
                 zip([f"{name}_std" for name in position_columns], summary["std"].T, strict=True)
             )
-        counted.append(len(momenta_chunk))
+        columns.update(zip(names, geometry(predicted, fragments).T, strict=True))
+        columns[OUT_OF_DISTRIBUTION_COLUMN] = _judge(training, momenta_chunk, tally)
         yield pd.DataFrame(columns)
 
 
@@ -178,3 +308,65 @@ def check_disk_space(output_path: Path, num_events: int, num_columns: int) -> No
             f"{needed / 1e9:.2f} GB ({OUTPUT_BYTES_PER_CELL} bytes a value), but its folder has "
             f"{free / 1e9:.2f} GB free; free space or choose another --output folder"
         )
+
+
+def _judge(training, momenta_chunk: np.ndarray, tally: Tally) -> np.ndarray:
+    """The chunk's out_of_distribution column (int 0/1), counted into `tally` with its reasons."""
+    tally.num_events += len(momenta_chunk)
+    if training is None:
+        return np.zeros(len(momenta_chunk), dtype=np.int64)
+    reasons = training.reasons(momenta_chunk)
+    flagged = reasons["ker_below"] | reasons["ker_above"] | reasons["shape_unlike"]
+    tally.out_of_distribution += int(flagged.sum())
+    for name, unlike in reasons.items():
+        setattr(tally, name, getattr(tally, name) + int(unlike.sum()))
+    return flagged.astype(np.int64)
+
+
+def write_histograms(output_path: Path, folder: Path, fragments: Molecule) -> tuple[Path, ...]:
+    """PNGs of each bond length and angle column of the written output, events in distribution.
+
+    Two passes over the output, a block at a time (memory stays bounded): the range, then the
+    counts in HISTOGRAM_BINS equal bins over it.
+    """
+    names = geometry_columns(fragments)
+    wanted = [*names, OUT_OF_DISTRIBUTION_COLUMN]
+
+    def blocks():
+        for block in csv_files.read_column_chunks(output_path, wanted):
+            yield block[block[:, -1] == 0, :-1], int(np.count_nonzero(block[:, -1]))
+
+    low = np.full(len(names), np.inf)
+    high = np.full(len(names), -np.inf)
+    left_out = kept = 0
+    for values, flagged in blocks():
+        left_out += flagged
+        kept += len(values)
+        if len(values):
+            low, high = np.minimum(low, values.min(axis=0)), np.maximum(high, values.max(axis=0))
+    if not kept:  # every event out of distribution: empty histograms over a unit range
+        low, high = np.zeros(len(names)), np.ones(len(names))
+    high = np.where(high > low, high, low + 1e-6)
+    edges = [np.linspace(lo, hi, HISTOGRAM_BINS + 1) for lo, hi in zip(low, high, strict=True)]
+    counts = [np.zeros(HISTOGRAM_BINS, dtype=np.int64) for _ in names]
+    for values, _ in blocks():
+        for index in range(len(names)):
+            counts[index] += np.histogram(values[:, index], edges[index])[0]
+    folder.mkdir(exist_ok=True)
+    labels = [*fragments.bond_names, *fragments.angle_names]
+    paths = []
+    for index, name in enumerate(names):
+        is_length = index < len(fragments.bonds)
+        path = folder / f"{name}.png"
+        plots.plot_histogram(
+            counts[index],
+            edges[index],
+            path,
+            xlabel=f"{labels[index]} {'bond length (bohr)' if is_length else 'angle (degrees)'}",
+            title=(
+                f"Predicted {labels[index]} {'bond length' if is_length else 'angle'}: "
+                f"{kept} events ({left_out} out of distribution left out)"
+            ),
+        )
+        paths.append(path)
+    return tuple(paths)

@@ -2,6 +2,7 @@
 
 import contextlib
 import ctypes
+import dataclasses
 import errno
 import fcntl
 import hashlib
@@ -11,18 +12,21 @@ import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from cvae_tf import file_writes, flag_fields, molecule
+from cvae_tf import file_writes, flag_fields, molecule, training_momenta
 from cvae_tf.config import RESUMABLE_CHANGES, TrainConfig
 from cvae_tf.errors import UserInputError
+from cvae_tf.file_flags import EventFileConfig
 
 # Bump when a run folder's layout or its SavedModel's endpoints change in a way predict must know.
-FORMAT_VERSION = 3  # 3: molecule.json and the SavedModel's `molecule` endpoint
+# 3: molecule.json and the SavedModel's `molecule` endpoint; 4: training_momenta.json
+FORMAT_VERSION = 4
 RUN_FILE = "run.json"  # written last: its presence marks a complete run
 MOLECULE_FILE = "molecule.json"  # the molecule file of the fragments the model was trained on
 REQUIRED_FILES = (
     RUN_FILE,
     "config.json",
     MOLECULE_FILE,
+    training_momenta.TRAINING_MOMENTA_FILE,
     "metrics.json",
     "saved_model/saved_model.pb",
 )
@@ -59,6 +63,54 @@ def read_molecule(model_dir: Path) -> molecule.Molecule:
     """The molecule of a run folder (molecule.json), checked; a damaged file refused."""
     values = _read_json_object(model_dir, MOLECULE_FILE)
     return molecule.from_dict(values, f"--model_dir='{model_dir}' {MOLECULE_FILE}")
+
+
+def model_molecule(model_dir: Path, fragments: molecule.MoleculeConfig) -> molecule.Molecule:
+    """The run folder's molecule; molecule flags, where given, must describe the same fragments.
+
+    The flags override the model's molecule as they would the built-in one (--charges=1,1,1
+    alone is the model's molecule in another channel), and are refused in one line naming both
+    if the result differs from it.
+    """
+    trained = read_molecule(model_dir)
+    if fragments.given:
+        requested = fragments.resolve(trained)
+        if not requested.same_fragments(trained):
+            raise UserInputError(
+                f"--molecule/--atoms/--masses/--charges describe {_fragments_text(requested)}, "
+                f"but --model_dir='{model_dir}' was trained on {_fragments_text(trained)}; leave "
+                "those flags out (the model's molecule is used) or use a model of that molecule"
+            )
+    return trained
+
+
+def _fragments_text(fragments: molecule.Molecule) -> str:
+    masses = ", ".join(f"{mass:.10g}" for mass in fragments.masses)
+    return f"{fragments.describe()} with masses {masses} mₑ"
+
+
+def model_event_file(events: EventFileConfig, model_dir: str | Path) -> EventFileConfig:
+    """`events` read as the model in `model_dir` reads them: its molecule and its columns.
+
+    Column flags that name other columns than the model's config.json, and molecule flags that
+    describe other fragments (model_molecule), are refused in one line.
+    """
+    model_dir = Path(model_dir)
+    run_config = check_complete(model_dir)
+    model_molecule(model_dir, events.fragments)
+    for name in ("position_columns", "momentum_columns"):
+        given, trained = tuple(getattr(events, name)), tuple(run_config[name])
+        if given and given != trained:
+            raise UserInputError(
+                f"--{name}={','.join(given)} differ from the columns --model_dir='{model_dir}' "
+                f"was trained on ({','.join(trained)}); leave --{name} out to read the model's"
+            )
+    return dataclasses.replace(
+        events,
+        position_columns=tuple(run_config["position_columns"]),
+        momentum_columns=tuple(run_config["momentum_columns"]),
+        fragments=molecule.MoleculeConfig(molecule=str(model_dir / MOLECULE_FILE)),
+    )
 
 
 def check_complete(model_dir: Path) -> dict:

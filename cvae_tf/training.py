@@ -25,6 +25,7 @@ from cvae_tf import (
     run_folder,
     run_size,
     signals,
+    training_momenta,
 )
 from cvae_tf.config import TrainConfig, validate
 from cvae_tf.errors import UserInputError
@@ -194,6 +195,7 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> RunResult:
                 test_metrics["replicas"] = strategy.num_replicas_in_sync
                 test_metrics["global_batch_size"] = batch_size
                 _save_run(cvae, config, run_data.split, history, test_metrics, work_dir)
+                training_momenta.fit(run_data.train_sample[0], config.data.molecule).write(work_dir)
                 file_writes.fsync_tree(work_dir)  # every file on the disk before run.json says so
                 run_folder.write_run_file(
                     work_dir,

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from cvae_tf import data, diagnostics, physics, simulator
+from cvae_tf import data, diagnostics, molecule, physics, simulator
 from cvae_tf.errors import UserInputError
 from tests.frame_mismatch import frame_mismatched_events
 
@@ -159,3 +159,18 @@ def test_events_with_coincident_atoms_are_left_out_and_counted(consistent):
 def test_bad_sample_settings_are_user_errors(consistent, sample_size, seed):
     with pytest.raises(UserInputError):
         diagnostics.check_events(consistent, sample_size=sample_size, seed=seed)
+
+
+@pytest.mark.parametrize(
+    ("momentum_scale", "named"), [(0.5, "charged +1, +0.5, +1"), (2, "+4, +2")]
+)
+def test_charge_factors_are_named_in_the_molecules_charges(momentum_scale, named):
+    """KE/PE of 0.25 or 4 means charges half or twice the molecule's own (here +2, +1, +2)."""
+    fragments = molecule.MoleculeConfig(charges=("2", "1", "2")).resolve()
+    config = simulator.SimulationConfig(
+        300, seed=4, molecule=molecule.MoleculeConfig(charges=("2", "1", "2"))
+    )
+    events = data.Events(*simulator.simulate_events(config))
+    scaled = data.Events(events.positions, events.momenta * momentum_scale)
+    problem = diagnostics.check_events(scaled, fragments=fragments).problems[0]
+    assert named in problem and "not +2, +1, +2" in problem

@@ -17,6 +17,8 @@ from cvae_tf import csv_files, data, export, prediction
 from cvae_tf.errors import UserInputError
 from tests.conftest import REPO
 
+GEOMETRY_AND_FLAG = ["r_co", "r_cs", "angle_ocs", "out_of_distribution"]
+
 
 def momenta_csv(events_csv, tmp_path, rows=25, shuffle_columns=True):
     """A momenta-only CSV (columns in another order, an extra column) from the simulated set."""
@@ -69,7 +71,8 @@ def test_predict_writes_positions_in_input_order(quick_run, events_csv, tmp_path
     )
     assert result.returncode == 0, result.stderr[-2000:]
     predicted = pd.read_csv(output)
-    assert list(predicted.columns) == list(data.POSITION_COLUMNS)
+    # The positions first, as before; the geometry and the flag appended after them.
+    assert list(predicted.columns) == [*data.POSITION_COLUMNS, *GEOMETRY_AND_FLAG]
     assert len(predicted) == 25
     # Row order: the same event predicted alone through the SavedModel's decoder at the
     # latent mean lies close to its row in the file (sampling spread is small).
@@ -79,7 +82,8 @@ def test_predict_writes_positions_in_input_order(quick_run, events_csv, tmp_path
     at_mean = serving.decode(
         momenta, np.tile(cvae.latent_distribution.mean.numpy(), (25, 1))
     ).numpy()
-    distances = np.linalg.norm(predicted.to_numpy()[:, None, :] - at_mean[None, :, :], axis=-1)
+    positions = predicted[list(data.POSITION_COLUMNS)].to_numpy()
+    distances = np.linalg.norm(positions[:, None, :] - at_mean[None, :, :], axis=-1)
     np.testing.assert_array_equal(distances.argmin(axis=1), np.arange(25))
 
 
@@ -97,7 +101,7 @@ def test_predict_with_samples_writes_mean_and_spread(quick_run, events_csv, tmp_
     assert result.returncode == 0, result.stderr[-2000:]
     predicted = pd.read_csv(output)
     std_columns = [f"{name}_std" for name in data.POSITION_COLUMNS]
-    assert list(predicted.columns) == [*data.POSITION_COLUMNS, *std_columns]
+    assert list(predicted.columns) == [*data.POSITION_COLUMNS, *std_columns, *GEOMETRY_AND_FLAG]
     assert (predicted[std_columns].to_numpy() > 0).all()
 
 
@@ -211,7 +215,7 @@ def test_predict_refuses_an_output_the_disk_cannot_hold(
         model_dir=str(run_dir), input=str(input_path), output=str(tmp_path / "out.csv")
     )
     monkeypatch.setattr(shutil, "disk_usage", lambda path: free)
-    with pytest.raises(UserInputError, match=r"25 events × 9 columns need about 0\.00 GB"):
+    with pytest.raises(UserInputError, match=r"25 events × 13 columns need about 0\.00 GB"):
         prediction.predict_file(config)
     assert not (tmp_path / "out.csv").exists()
 
