@@ -5,7 +5,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from cvae_tf import alignment, csv_files, data, file_flags, metrics, run_folder
+from cvae_tf import alignment, csv_files, data, file_flags, metrics
 from cvae_tf.file_flags import EventFileConfig
 
 
@@ -29,6 +29,10 @@ def align_file(config: AlignConfig) -> tuple[np.ndarray, np.ndarray]:
     """
     events_file = config.events
     if config.model_dir:  # the model's molecule and columns; other flags refused
+        # Here, not at the top: a run folder's reader imports TensorFlow (5 s), which aligning
+        # without a model never needs.
+        from cvae_tf import run_folder
+
         events_file = run_folder.model_event_file(events_file, config.model_dir)
     input_path = events_file.path
     output_path = file_flags.check_output_path(config.output, config.overwrite, input_path)
