@@ -1,5 +1,7 @@
 """The trained model measured on the test part: metrics in original units and the report."""
 
+import dataclasses
+
 import numpy as np
 
 from cvae_tf import calibration, data, metrics, model, physics, report, sampling
@@ -9,10 +11,34 @@ from cvae_tf.molecule import Molecule
 PREDICT_BATCH_SIZE = 65_536  # rows per compiled call: K draws of a chunk, a batch at a time
 
 
+@dataclasses.dataclass(frozen=True)
+class PartEvaluation:
+    """The test part measured: metrics, the report, and the predictions the figures draw.
+
+    Positions in bohr; tables [events, 3n] in the molecule's column order.
+    """
+
+    metrics: dict
+    report: str
+    predicted: np.ndarray  # the point prediction the report uses (mean or energy-selected)
+    mean: np.ndarray  # the predictive mixture's mean
+    std: np.ndarray  # its standard deviation: the spread
+    shown_events: np.ndarray  # the report's sample events (report.sample_event_indices)
+    shown_draws: np.ndarray  # their mixture draws [max(K, 2), len(shown_events), 3n]
+
+
 def evaluate(
     cvae: model.CVAE, test: data.Events, mean_geometry: np.ndarray, config: TrainConfig
 ) -> tuple[dict, str]:
-    """Test-part metrics in original units and the printed report with sample events.
+    """Test-part metrics in original units and the printed report (see evaluate_test_part)."""
+    measured = evaluate_test_part(cvae, test, mean_geometry, config)
+    return measured.metrics, measured.report
+
+
+def evaluate_test_part(
+    cvae: model.CVAE, test: data.Events, mean_geometry: np.ndarray, config: TrainConfig
+) -> PartEvaluation:
+    """Test-part metrics in original units, the printed report with sample events, predictions.
 
     Args:
       cvae: the trained model.
@@ -24,6 +50,7 @@ def evaluate(
     evaluation, true_positions = config.evaluation, test.positions
     fragments = config.data.molecule
     truth_table = data.to_table(true_positions)
+    shown = report.sample_event_indices(len(test), evaluation.num_display_samples, config.seed)
     moments_once = sampling.compiled_moments(
         cvae, PREDICT_BATCH_SIZE, config.optimization.jit_compile
     )
@@ -36,6 +63,7 @@ def evaluate(
         np.random.default_rng(config.seed),
         truth_table=truth_table,
         fragments=fragments,
+        keep_draws_of=shown,
     )
     predicted = data.to_events_array(samples["energy" if evaluation.select == "energy" else "mean"])
     results = metrics.evaluate_positions(true_positions, predicted, test.momenta, fragments)
@@ -61,7 +89,6 @@ def evaluate(
             true_positions, np.broadcast_to(mean_geometry, true_positions.shape)
         ).mean()
     )
-    shown = report.sample_event_indices(len(test), evaluation.num_display_samples, config.seed)
     frame_note = (
         "Positions are centre-of-mass relative (--center=com)."
         if config.data.center == "com"
@@ -73,7 +100,15 @@ def evaluate(
             report.format_sample_table(true_positions, predicted, shown, fragments),
         ]
     )
-    return results, text
+    return PartEvaluation(
+        metrics=results,
+        report=text,
+        predicted=data.to_table(predicted),
+        mean=mean,
+        std=std,
+        shown_events=shown,
+        shown_draws=samples["kept_draws"],
+    )
 
 
 def _selection_comparison(

@@ -64,6 +64,7 @@ class TrainingData:
     mean_geometry: np.ndarray  # the training part's mean positions (fragments, 3), bohr
     split: split.Split | None  # row indices, when the data are in memory
     close: Callable[[], None] = lambda: None  # removes temporary files (streamed data)
+    data_check: str = ""  # the data check's printed verdict; empty under --nocheck_data
 
     def __enter__(self) -> "TrainingData":
         return self
@@ -109,8 +110,7 @@ def _in_memory_data(
 ) -> TrainingData:
     events, parts = source.load()
     fragments = config.data.molecule
-    if config.data.check_data:
-        _print_data_check(events, config)
+    data_check = _print_data_check(events, config) if config.data.check_data else ""
     if config.data.align_positions:
         events, residual = alignment.align_events(events, fragments)
         print(
@@ -149,6 +149,7 @@ def _in_memory_data(
         test=events[parts.test],
         mean_geometry=train.positions.mean(axis=0),
         split=parts,
+        data_check=data_check,
     )
 
 
@@ -181,8 +182,7 @@ def _streamed_data(
     except BaseException:
         cache.cleanup()
         raise
-    if config.data.check_data:
-        _print_data_check(summary.check_sample, config)
+    data_check = _print_data_check(summary.check_sample, config) if config.data.check_data else ""
     train_size, val_size, test_size = (int(size) for size in summary.part_sizes)
     print(
         f"  {train_size} training, {val_size} validation and {test_size} test events",
@@ -206,6 +206,7 @@ def _streamed_data(
         mean_geometry=summary.mean_geometry,
         split=None,
         close=cache.cleanup,
+        data_check=data_check,
     )
 
 
@@ -342,6 +343,9 @@ def _float32_tables(events: data.Events) -> tuple[np.ndarray, np.ndarray]:
     return momenta, data.to_table(events.positions).astype(np.float32)
 
 
-def _print_data_check(events: data.Events, config: TrainConfig) -> None:
+def _print_data_check(events: data.Events, config: TrainConfig) -> str:
+    """Checks a sample of the events, prints the verdict and returns its text."""
     verdict = diagnostics.check_events(events, CHECK_SAMPLE_SIZE, config.seed, config.data.molecule)
-    print(verdict.format(), flush=True)
+    text = verdict.format()
+    print(text, flush=True)
+    return text

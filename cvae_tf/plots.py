@@ -1,4 +1,5 @@
-"""The figures a run saves (learning curves, the calibration curve) and predict's histograms."""
+"""The training figures (learning curves per epoch, the test part's calibration curve) and
+predict's histograms."""
 
 import os
 from os import PathLike
@@ -9,6 +10,7 @@ from matplotlib.ticker import MaxNLocator
 
 FIRST_CURVE_FILE = "learning_curve_first_10_epochs.png"
 REMAINING_CURVE_FILE = "learning_curve_remaining_epochs.png"
+CALIBRATION_TITLE = "Calibration: observed against nominal coverage"
 
 # History key → (legend label, line style), per panel. In each panel training and validation show
 # the SAME quantity computed the same way (z from the training latent distribution, positions
@@ -130,14 +132,20 @@ def plot_calibration_curve(
     nominal: np.ndarray,
     observed: np.ndarray,
     path: str | PathLike[str],
-    title: str = "Calibration: observed against nominal coverage",
+    title: str = CALIBRATION_TITLE,
 ) -> None:
-    """Write the calibration curve, with the ideal diagonal, to a PNG at path.
+    """Write the calibration curve, with the ideal diagonal, to a PNG at path."""
+    calibration_curve_figure(nominal, observed, title).savefig(path, dpi=100)
+
+
+def calibration_curve_figure(
+    nominal: np.ndarray, observed: np.ndarray, title: str = CALIBRATION_TITLE
+) -> Figure:
+    """The calibration curve with the ideal diagonal.
 
     Args:
         nominal: Nominal central-interval probabilities, 1-D.
         observed: Observed coverage at each, same length.
-        path: Where to write the PNG.
         title: Figure title.
     """
     nominal = np.asarray(nominal, dtype=float)
@@ -160,7 +168,7 @@ def plot_calibration_curve(
     axes.set_title(title)
     axes.grid(True)
     axes.legend(loc="upper left")
-    figure.savefig(path, dpi=100)
+    return figure
 
 
 def plot_histogram(

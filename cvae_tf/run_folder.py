@@ -48,7 +48,11 @@ def is_partial(path: Path) -> bool:
 
 
 def write_run_file(work_dir: Path, **details) -> None:
-    """Writes run.json (format version and `details`); call it last, once all else is saved."""
+    """Writes run.json (format version and `details`); call it last, once all else is saved.
+
+    training writes as details: `resumed_at_epochs`, the keras, TensorFlow and cvae_tf versions,
+    the command line and the data's SHA-256 (provenance.run_details).
+    """
     content = {"format_version": FORMAT_VERSION, **details}
     file_writes.write_text(work_dir / RUN_FILE, json.dumps(content, indent=2) + "\n")
 
@@ -324,7 +328,11 @@ def start_or_resume(config: TrainConfig, work_dir: Path, data_digest: str) -> di
 
 def files_digest(paths: Sequence[Path]) -> str:
     """The SHA-256 of one file's content, or of the sequence of several files' digests."""
-    digests = [file_digest(path) for path in paths]
+    return combined_digest([file_digest(path) for path in paths])
+
+
+def combined_digest(digests: Sequence[str]) -> str:
+    """The digest of several files from theirs (files_digest); one file's is its own."""
     if len(digests) == 1:
         return digests[0]
     return hashlib.sha256("\n".join(digests).encode()).hexdigest()

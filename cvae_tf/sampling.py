@@ -151,25 +151,38 @@ def predictive_summary(
     select_energy: bool = True,
     truth_table: np.ndarray | None = None,
     fragments: Molecule = OCS,
+    keep_draws_of: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Per event [events, 3n] the predictive mixture's "mean" and "std" (bohr), a chunk at a time.
 
-    Also "energy", the energy-selected draw (select_by_energy), if `select_energy`; and "crps",
-    each coordinate's CRPS (bohr) against the true positions `truth_table` [events, 3n], if given.
+    Also "energy", the energy-selected draw (select_by_energy), if `select_energy`; "crps",
+    each coordinate's CRPS (bohr) against the true positions `truth_table` [events, 3n], if given;
+    and "kept_draws", the mixture's draws [max(K, 2), len(keep_draws_of), 3n] of the events at the
+    sorted indices `keep_draws_of`, if given (only theirs are kept: memory holds one chunk's).
     """
     summaries = {"mean": [], "std": []}
     if select_energy:
         summaries["energy"] = []
     if truth_table is not None:
         summaries["crps"] = []
+    if keep_draws_of is not None:
+        keep_draws_of = np.asarray(keep_draws_of, dtype=np.int64)
+        summaries["kept_draws"] = [np.zeros((max(num_samples, 2), 0, momenta_table.shape[1]))]
     for rows, mean, std, draws in predictive_chunks(moments_once, momenta_table, num_samples, rng):
         summaries["mean"].append(mean)
         summaries["std"].append(std)
+        if keep_draws_of is not None:
+            kept = keep_draws_of[(keep_draws_of >= rows.start) & (keep_draws_of < rows.stop)]
+            summaries["kept_draws"].append(draws[:, kept - rows.start])
         if select_energy:
             summaries["energy"].append(select_by_energy(draws, momenta_table[rows], fragments))
         if truth_table is not None:
             summaries["crps"].append(calibration.crps_from_samples(draws, truth_table[rows]))
-    return {name: np.concatenate(values) for name, values in summaries.items()}
+    # Events run along the first axis of every summary, along the second of the draws.
+    return {
+        name: np.concatenate(values, axis=1 if name == "kept_draws" else 0)
+        for name, values in summaries.items()
+    }
 
 
 def select_by_energy(

@@ -9,7 +9,7 @@ import types
 
 from absl import flags
 
-from cvae_tf import cli, config, plots, training
+from cvae_tf import cli, config, figures, plots, provenance, training
 
 
 def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
@@ -20,7 +20,7 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
 def execute(flag_values: flags.FlagValues) -> None:
     """Builds a TrainConfig from the parsed flags, trains, and prints the test report."""
     run_config = config.from_flags(flag_values)
-    result = training.train(run_config)
+    result = training.train(run_config, command_line=provenance.command_line(sys.argv))
     if result.run_dir is None:
         print("Training finished on this worker; the chief evaluates and writes the run folder.")
         return
@@ -30,6 +30,16 @@ def execute(flag_values: flags.FlagValues) -> None:
     for name in (plots.FIRST_CURVE_FILE, plots.REMAINING_CURVE_FILE):
         print(f"  learning curve:  {result.run_dir / name}")
     print(f"  calibration:     {result.run_dir / training.CALIBRATION_FILE}")
+    for name in (
+        figures.PARITY_FILE,
+        figures.ATOM_ERRORS_FILE,
+        figures.GEOMETRY_FILE,
+        figures.POSTERIOR_FILE,
+    ):
+        print(f"  test figure:     {result.run_dir / name}")
+    print(f"  predictions:     {result.run_dir / training.PREDICTIONS_FILE}")
+    print(f"  report:          {result.run_dir / training.REPORT_FILE}")
+    print(f"  retrain with:    --flagfile={result.run_dir / provenance.FLAGFILE}")
     print(
         f"Predict with: python -m cvae_tf.predict --model_dir={result.run_dir} "
         "--input=momenta.csv --output=positions.csv"

@@ -8,23 +8,29 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import pandas as pd
 import tensorflow as tf
 
 from cvae_tf import (
     callbacks,
+    csv_files,
     distribution,
     epoch_history,
     evaluation,
     export,
+    figures,
     file_writes,
+    flag_fields,
     input_pipeline,
     model,
     plots,
     preprocessing,
+    provenance,
     recalibration,
     run_folder,
     run_size,
     signals,
+    summaries,
     training_momenta,
 )
 from cvae_tf.config import TrainConfig, validate
@@ -33,6 +39,9 @@ from cvae_tf.errors import UserInputError
 CALIBRATION_SAMPLES = 32  # latent draws per validation event when the spread is recalibrated
 HISTORY_FILE = "history.csv"
 CALIBRATION_FILE = "calibration_curve.png"
+PREDICTIONS_FILE = "test_predictions.csv"
+REPORT_FILE = "report.txt"
+LOG_DIR = "logs"  # TensorBoard's
 BACKUP_DIR = "backup"  # keras BackupAndRestore's folder inside the partial folder
 
 
@@ -83,8 +92,13 @@ class DivergenceError(UserInputError):
     """The loss became NaN or infinite: the run is discarded."""
 
 
-def train(config: TrainConfig, verbose: int | str = "auto") -> RunResult:
+def train(
+    config: TrainConfig, verbose: int | str = "auto", command_line: str | None = None
+) -> RunResult:
     """Trains a CVAE as `config` says, writes `<output_dir>/<run_name>/` and returns the result.
+
+    `command_line` is what run.json records as the run's command (provenance.command_line); None
+    records a library call.
 
     The run is written into the hidden partial folder `.<run_name>.partial` beside the final one
     and moved into place only when complete, so a crash never leaves a folder that looks like a
@@ -134,14 +148,20 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> RunResult:
 
         # Before any file of the run: keras' and TensorFlow's own writes (checkpoint, SavedModel)
         # fail less cleanly than ours, and h5py's may crash the process.
-        size = run_size.estimate(cvae.count_params(), optimization.epochs, sum(run_data.part_sizes))
+        size = run_size.estimate(
+            cvae.count_params(),
+            optimization.epochs,
+            sum(run_data.part_sizes),
+            test_events=run_data.part_sizes[2],
+            num_coordinates=config.data.molecule.num_coordinates,
+        )
         size.check_room(run_dir if chief else work_dir)
         with file_writes.writing(output_dir):
             output_dir.mkdir(parents=True, exist_ok=True)
         with run_folder.locked_partial(work_dir, fresh=not output.resume):
-            state = run_folder.start_or_resume(
-                config, work_dir, run_folder.files_digest(run_data.files)
-            )
+            data_digests = {str(path): run_folder.file_digest(path) for path in run_data.files}
+            data_sha256 = run_folder.combined_digest(list(data_digests.values()))
+            state = run_folder.start_or_resume(config, work_dir, data_sha256)
             try:
                 watch = callbacks.EpochWatch(resume=output.resume)
                 cvae.fit(
@@ -177,9 +197,10 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> RunResult:
                     recalibration.fit_spread_scale(
                         cvae, run_data.validation_batches(), CALIBRATION_SAMPLES
                     )
-                test_metrics, text = evaluation.evaluate(
+                measured = evaluation.evaluate_test_part(
                     cvae, run_data.test, run_data.mean_geometry, config
                 )
+                test_metrics, text = measured.metrics, measured.report
                 test_metrics["data"] = ",".join(str(path) for path in run_data.files)
                 test_metrics["data_streamed"] = run_data.streamed
                 test_metrics.update(
@@ -196,12 +217,14 @@ def train(config: TrainConfig, verbose: int | str = "auto") -> RunResult:
                 test_metrics["global_batch_size"] = batch_size
                 _save_run(cvae, config, run_data.split, history, test_metrics, work_dir)
                 training_momenta.fit(run_data.train_sample[0], config.data.molecule).write(work_dir)
+                _save_test_part(measured, config, run_data, work_dir, run_name)
                 file_writes.fsync_tree(work_dir)  # every file on the disk before run.json says so
                 run_folder.write_run_file(
                     work_dir,
                     resumed_at_epochs=state["resumed_at_epochs"],
                     keras_version=keras.__version__,
                     tensorflow_version=tf.__version__,
+                    **provenance.run_details(command_line, data_digests, data_sha256),
                 )
                 # Only now: a run.json the disk had no room for still leaves a resumable run.
                 shutil.rmtree(work_dir / BACKUP_DIR, ignore_errors=True)
@@ -297,7 +320,7 @@ def _callback_stack(
         keras.callbacks.CSVLogger(str(work_dir / HISTORY_FILE), append=True),
         # After CSVLogger: the curves are drawn from the whole run's CSV, resumed epochs included.
         callbacks.LearningCurves(str(work_dir), history_csv=str(work_dir / HISTORY_FILE)),
-        keras.callbacks.TensorBoard(log_dir=str(work_dir / "logs"), write_graph=False),
+        keras.callbacks.TensorBoard(log_dir=str(work_dir / LOG_DIR), write_graph=False),
         # Last, so an epoch is backed up only after its CSV line is written; kept after fit
         # (delete_checkpoint=False) so a failure during evaluation can still be resumed.
         callbacks.RoomCheckedBackup(
@@ -324,6 +347,7 @@ def _save_run(cvae, config, split, history, test_metrics, work_dir: Path) -> Non
     cvae.save(work_dir / "model.keras")
     export.export_saved_model(cvae, work_dir / export.SAVED_MODEL_DIR, config.data.molecule)
     (work_dir / "config.json").write_text(config.to_json() + "\n")
+    file_writes.write_text(work_dir / provenance.FLAGFILE, provenance.flagfile_text(config))
     run_folder.write_molecule(work_dir, config.data.molecule)
     (work_dir / "metrics.json").write_text(json.dumps(test_metrics, indent=2) + "\n")
     (work_dir / "history.json").write_text(json.dumps(history) + "\n")
@@ -331,3 +355,39 @@ def _save_run(cvae, config, split, history, test_metrics, work_dir: Path) -> Non
         np.savez(
             work_dir / "split.npz", train=split.train, validation=split.validation, test=split.test
         )
+
+
+def _save_test_part(
+    measured: evaluation.PartEvaluation,
+    config: TrainConfig,
+    run_data: input_pipeline.TrainingData,
+    work_dir: Path,
+    run_name: str,
+) -> None:
+    """The test part's predictions table, report.txt, figures, and their TensorBoard summaries."""
+    fragments, columns = config.data.molecule, config.data.position_columns
+    truth = run_data.test.positions.reshape(len(run_data.test), -1)
+    table = {f"true_{name}": truth[:, index] for index, name in enumerate(columns)}
+    table.update(zip(columns, measured.predicted.T, strict=True))
+    table.update(zip([f"{name}_std" for name in columns], measured.std.T, strict=True))
+    csv_files.write_csv_atomically(work_dir / PREDICTIONS_FILE, pd.DataFrame(table))
+    report = "\n\n".join(filter(None, [run_data.data_check, measured.report]))
+    file_writes.write_text(work_dir / REPORT_FILE, report + "\n")
+    pictures = figures.save(
+        figures.evaluation_figures(
+            truth,
+            measured.predicted,
+            measured.shown_events,
+            measured.shown_draws,
+            fragments,
+            config.seed,
+        ),
+        work_dir,
+    )
+    summaries.write_evaluation_summaries(
+        work_dir / LOG_DIR,
+        [work_dir / CALIBRATION_FILE, *pictures],
+        measured.metrics,
+        flag_fields.to_dict(config),
+        run_name,
+    )

@@ -4,7 +4,9 @@ import json
 
 import keras
 import numpy as np
+import pandas as pd
 import pytest
+import tensorflow as tf
 from absl import flags
 
 from cvae_tf import csv_files, data, frames, split, train
@@ -26,6 +28,15 @@ def test_run_folder_holds_everything(quick_run):
         "learning_curve_first_10_epochs.png",
         "learning_curve_remaining_epochs.png",
         "calibration_curve.png",
+        "parity.png",
+        "atom_errors.png",
+        "geometry_distributions.png",
+        "posterior_samples.png",
+        "test_predictions.csv",
+        "report.txt",
+        "flags.cfg",
+        "molecule.json",
+        "run.json",
     ):
         assert (run_dir / name).is_file(), name
     assert any((run_dir / "logs").rglob("events.out.tfevents.*"))  # TensorBoard
@@ -175,3 +186,44 @@ def test_normalization_is_fitted_on_the_training_split_only(quick_run, events_cs
         rtol=1e-5,
         atol=1e-6,
     )
+
+
+def test_test_predictions_table_holds_truth_prediction_and_spread(quick_run, events_csv):
+    run_dir, result = quick_run
+    table = pd.read_csv(run_dir / "test_predictions.csv")
+    columns = list(data.POSITION_COLUMNS)
+    expected = [f"true_{name}" for name in columns] + columns + [f"{name}_std" for name in columns]
+    assert list(table.columns) == expected
+    # The true positions are the test rows of the data file, in order.
+    test_rows = np.load(run_dir / "split.npz")["test"]
+    np.testing.assert_array_equal(
+        table[[f"true_{name}" for name in columns]].to_numpy(),
+        csv_files.read_columns(events_csv, columns)[test_rows],
+    )
+    # The predictions are those the report measured: the same per-atom error.
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    true = table[[f"true_{name}" for name in columns]].to_numpy().reshape(-1, 3, 3)
+    predicted = table[columns].to_numpy().reshape(-1, 3, 3)
+    per_atom = np.linalg.norm(predicted - true, axis=-1).mean()
+    assert per_atom == pytest.approx(metrics["per_atom_error_bohr"], rel=1e-6)
+    assert (table[[f"{name}_std" for name in columns]].to_numpy() > 0).all()
+    # report.txt: the data check's verdict (quick.cfg checks the data), then the test report,
+    # each as printed.
+    verdict, evaluation = (run_dir / "report.txt").read_text().split("\n\nEvaluation on ", 1)
+    assert verdict.startswith("Data check on ") and verdict in result.stdout
+    assert "mean distance error per atom" in evaluation
+    assert "Evaluation on " + evaluation.strip() in result.stdout
+
+
+def test_tensorboard_has_the_figures_test_metrics_and_hyperparameters(quick_run):
+    run_dir, _ = quick_run
+    (events_file,) = (run_dir / "logs").glob("events.out.tfevents.*")
+    tags, plugins = set(), set()
+    for event in tf.compat.v1.train.summary_iterator(str(events_file)):
+        for value in event.summary.value:
+            tags.add(value.tag)
+            plugins.add(value.metadata.plugin_data.plugin_name)
+    for stem in ("parity", "atom_errors", "geometry_distributions", "posterior_samples"):
+        assert f"test/{stem}" in tags
+    assert "test/calibration_curve" in tags and "test/per_atom_error_bohr" in tags
+    assert {"images", "scalars", "hparams"} <= plugins
