@@ -52,17 +52,31 @@ def test_the_console_scripts_are_the_commands(wheel):
     assert lines == expected
 
 
-def test_one_tensorflow_distribution_whatever_the_extra(wheel):
-    """Base `tensorflow`, [gpu] the same distribution with CUDA: never tensorflow-cpu beside it."""
+def test_exactly_one_tensorflow_distribution_on_each_platform(wheel):
+    """tensorflow-cpu on x86-64 Linux and Windows, tensorflow elsewhere; no extra adds another."""
+    from packaging.requirements import Requirement
+
     requires = [
-        line.split(":", 1)[1].strip()
+        Requirement(line.split(":", 1)[1].strip())
         for line in _dist_info(wheel, "METADATA").splitlines()
         if line.startswith("Requires-Dist:")
     ]
-    names = {requirement.split(";")[0].split(">")[0].split("[")[0] for requirement in requires}
-    assert "tensorflow" in names and "tensorflow-cpu" not in names
-    gpu = [requirement for requirement in requires if 'extra == "gpu"' in requirement]
-    assert len(gpu) == 1 and gpu[0].startswith("tensorflow[and-cuda]")
+    platforms = {
+        ("linux", "x86_64"): "tensorflow-cpu",
+        ("win32", "AMD64"): "tensorflow-cpu",
+        ("linux", "aarch64"): "tensorflow",
+        ("darwin", "arm64"): "tensorflow",
+        ("darwin", "x86_64"): "tensorflow",
+    }
+    for (platform, machine), expected in platforms.items():
+        for extra in ("", "dev"):
+            where = {"sys_platform": platform, "platform_machine": machine, "extra": extra}
+            names = {
+                requirement.name
+                for requirement in requires
+                if requirement.marker is None or requirement.marker.evaluate(where)
+            }
+            assert names & {"tensorflow", "tensorflow-cpu"} == {expected}, (platform, machine)
 
 
 def _environment_changes(code: str) -> dict:
