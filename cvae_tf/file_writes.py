@@ -2,9 +2,7 @@
 
 import contextlib
 import errno
-import fcntl
 import os
-import resource
 import shutil
 import stat
 import tempfile
@@ -13,11 +11,26 @@ from pathlib import Path
 
 from cvae_tf.errors import UserInputError
 
+# The system's locks and limits: fcntl and resource are POSIX's, msvcrt Windows'.
+try:
+    import fcntl
+except ImportError:
+    fcntl = None
+try:
+    import msvcrt
+except ImportError:
+    msvcrt = None
+try:
+    import resource
+except ImportError:
+    resource = None
+
 # What each errno means for the user, and what would let the write succeed.
 _REASONS = {
     errno.ENOSPC: "the disk is full (no space left on device); free some space or choose a folder "
     "on another disk",
-    errno.EDQUOT: "the disk quota is exceeded; free some space or choose a folder on another disk",
+    getattr(errno, "EDQUOT", errno.ENOSPC): "the disk quota is exceeded; free some space or choose "
+    "a folder on another disk",
     errno.EFBIG: "the file-size limit (ulimit -f) was reached; raise it (ulimit -f unlimited) or "
     "write less",
     errno.EROFS: "it is on a read-only file system; choose a folder on a writable one",
@@ -114,6 +127,8 @@ def check_room(path: str | os.PathLike, size: int, largest_file: int, what: str)
             f"cannot write '{path}': {what} needs about {_megabytes(size)}, but '{folder}' has "
             f"{_megabytes(free)} free; free some space or choose a folder on another disk"
         )
+    if resource is None:  # Windows: no file-size limit to check
+        return
     limit, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
     if limit != resource.RLIM_INFINITY and largest_file > limit:
         raise WriteError(
@@ -127,18 +142,59 @@ def _megabytes(size: int) -> str:
     return f"{size / 1e6:,.2f} MB"
 
 
-def locked_new(make: Callable[[], tuple[int, str]]) -> tuple[int, str]:
-    """A new temporary file or folder from `make`, flocked: its open descriptor and its name.
+# Whether a folder can be opened, so locked, itself: flock's systems can, Windows cannot; there a
+# folder's lock is a LOCK_FILE inside it.
+FOLDERS_LOCKABLE = fcntl is not None
+LOCK_FILE = ".lock"
 
-    `make` creates it and returns a descriptor open on it and its name (mkstemp's pair). A
-    holder keeps the descriptor open, so the flock, as long as the file or folder lives;
-    remove_abandoned takes only those whose lock is free.
+
+def lock(descriptor: int, wait: bool = True) -> None:
+    """An exclusive lock on the open file or folder `descriptor`, held until it is closed.
+
+    The system drops it too when its process dies, however it dies (SIGKILL included). Raises
+    BlockingIOError when another holder has it and `wait` is False. flock where the system has it
+    (POSIX), else msvcrt.locking of the file's first byte (Windows; a lock may lie past the end,
+    and LK_LOCK gives up after 10 s, as BlockingIOError too); where neither exists, nothing.
+    """
+    if fcntl is not None:
+        fcntl.flock(descriptor, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+    elif msvcrt is not None:
+        os.lseek(descriptor, 0, os.SEEK_SET)  # locking covers bytes from the current position
+        try:
+            msvcrt.locking(descriptor, msvcrt.LK_LOCK if wait else msvcrt.LK_NBLCK, 1)
+        except OSError as error:
+            raise BlockingIOError(errno.EAGAIN, "locked by another process") from error
+
+
+def lock_path(path: str | os.PathLike) -> Path:
+    """The file whose lock stands for `path`: itself, or a folder's LOCK_FILE where folders
+    cannot be opened (Windows)."""
+    path = Path(path)
+    if not FOLDERS_LOCKABLE and path.is_dir():
+        return path / LOCK_FILE
+    return path
+
+
+def open_for_lock(path: str | os.PathLike) -> int:
+    """A descriptor on `path`'s lock_path to lock: a folder's LOCK_FILE is made if missing."""
+    target = lock_path(path)
+    if target != Path(path):
+        return os.open(target, os.O_RDWR | os.O_CREAT)
+    return os.open(target, os.O_RDONLY)
+
+
+def locked_new(make: Callable[[], tuple[int, str]]) -> tuple[int, str]:
+    """A new temporary file or folder from `make`, locked: its lock's descriptor and its name.
+
+    `make` creates it and returns a descriptor to lock it by (open_for_lock's, or mkstemp's for
+    a file) and its name. A holder keeps the descriptor open, so the lock, as long as the file or
+    folder lives; remove_abandoned takes only those whose lock is free.
     """
     while True:
         descriptor, name = make()
-        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        lock(descriptor)
         try:
-            if os.stat(name).st_ino == os.fstat(descriptor).st_ino:
+            if os.path.samestat(os.stat(lock_path(name)), os.fstat(descriptor)):
                 return descriptor, name
         except FileNotFoundError:
             pass
@@ -149,22 +205,31 @@ def locked_new(make: Callable[[], tuple[int, str]]) -> tuple[int, str]:
 def remove_abandoned(candidates: Iterable[Path]) -> list[Path]:
     """Removes the temporary files and folders whose holder died (SIGKILL); returns them.
 
-    Their holder (see locked_new) keeps an flock on each as long as it lives, and the system
+    Their holder (see locked_new) keeps a lock on each as long as it lives, and the system
     drops the lock when the holder dies, however it dies: one whose lock can be taken was
     therefore abandoned. Chosen over a holder's PID in the name: a PID may be reused, and on a
     shared file system (a cluster's) it names a process on another machine, while NFS passes
-    flock locks between machines.
+    flock locks between machines. Where the system has no locks, nothing is removed.
     """
+    if fcntl is None and msvcrt is None:
+        return []
     removed = []
     for candidate in candidates:
-        try:  # NONBLOCK: opening a FIFO of that name must not wait for a writer
-            descriptor = os.open(candidate, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-        except OSError:  # gone meanwhile, a link, or not ours to read: leave it
+        try:
+            descriptor = _open_candidate(candidate)
+        except OSError:  # gone meanwhile, a link, no lock file yet, or not ours to read: leave it
             continue
         try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            # Under the lock, so a holder that takes it next sees it gone.
-            if stat.S_ISDIR(os.fstat(descriptor).st_mode):
+            lock(descriptor, wait=False)
+            # The descriptor is on the candidate itself, except for a Windows folder's lock file.
+            is_folder = (
+                stat.S_ISDIR(os.fstat(descriptor).st_mode) or lock_path(candidate) != candidate
+            )
+            if fcntl is None:  # Windows removes no open file: release first
+                os.close(descriptor)
+                descriptor = None
+            # With flock, under the lock, so a holder that takes it next sees it gone.
+            if is_folder:
                 shutil.rmtree(candidate)
             else:
                 candidate.unlink()
@@ -172,8 +237,21 @@ def remove_abandoned(candidates: Iterable[Path]) -> list[Path]:
         except OSError:  # locked: its holder still runs; or it cannot be removed
             pass
         finally:
-            os.close(descriptor)
+            if descriptor is not None:
+                os.close(descriptor)
     return removed
+
+
+def _open_candidate(candidate: Path) -> int:
+    """A descriptor on a candidate of remove_abandoned for its lock; OSError if there is none."""
+    if fcntl is None:
+        if candidate.is_symlink():
+            raise OSError(errno.ELOOP, "a link", str(candidate))
+        target = lock_path(candidate)  # a folder's lock file is never made here
+        return os.open(target, os.O_RDWR if target != candidate else os.O_RDONLY)
+    # NOFOLLOW: never a link's target; NONBLOCK: opening a FIFO of that name must not wait for a
+    # writer.
+    return os.open(candidate, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
 
 
 def _not_writable(target: Path, folder: Path) -> str:
@@ -192,7 +270,12 @@ def _existing_ancestor(folder: Path) -> Path:
 
 
 def fsync_directory(folder: str | os.PathLike) -> None:
-    """Makes a rename or creation inside `folder` durable (its entry reaches the disk)."""
+    """Makes a rename or creation inside `folder` durable (its entry reaches the disk).
+
+    Nothing where a folder cannot be opened (Windows, whose NTFS journals its folders itself).
+    """
+    if not hasattr(os, "O_DIRECTORY"):
+        return
     descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(descriptor)

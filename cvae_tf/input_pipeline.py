@@ -221,7 +221,7 @@ class _StreamFolder:
     def __init__(self):
         def make() -> tuple[int, str]:
             name = tempfile.mkdtemp(prefix=STREAM_FOLDER_PREFIX)
-            return os.open(name, os.O_RDONLY | os.O_DIRECTORY), name
+            return file_writes.open_for_lock(name), name
 
         self._descriptor, self.name = file_writes.locked_new(make)
 
@@ -232,6 +232,8 @@ class _StreamFolder:
         shutil.rmtree(self.name, ignore_errors=True)
         os.close(self._descriptor)
         self._descriptor = None
+        # Windows removes no open file: the folder's lock file, and so the folder, go only now.
+        shutil.rmtree(self.name, ignore_errors=True)
 
 
 def remove_abandoned_stream_folders() -> list[Path]:

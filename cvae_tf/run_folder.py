@@ -4,11 +4,11 @@ import contextlib
 import ctypes
 import dataclasses
 import errno
-import fcntl
 import hashlib
 import json
 import os
 import shutil
+import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -188,9 +188,11 @@ def _read_json_object(model_dir: Path, name: str) -> dict:
 def locked_partial(path: Path, fresh: bool) -> Iterator[Path]:
     """Creates (or, unless `fresh`, reuses) the partial folder and holds its lock meanwhile.
 
-    The lock is an flock on the folder itself: the system drops it when the process dies, however
-    it dies, so a killed training never leaves a folder that looks busy. A `fresh` start first
-    removes a leftover folder, which only --overwrite asks for.
+    The lock (file_writes.lock) is on the folder itself, or on Windows, which cannot open a
+    folder and would not rename one with a file open inside, on a `.lock` file beside it: the
+    system drops it when the process dies, however it dies, so a killed training never leaves a
+    folder that looks busy. A `fresh` start first removes a leftover folder, which only
+    --overwrite asks for.
     """
     if fresh and path.exists():
         with _flock(path):
@@ -206,10 +208,16 @@ def locked_partial(path: Path, fresh: bool) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def _flock(path: Path) -> Iterator[None]:
-    descriptor = os.open(path, os.O_RDONLY)
+    if file_writes.FOLDERS_LOCKABLE:
+        beside = None
+        descriptor = os.open(path, os.O_RDONLY)
+    else:
+        beside = path.with_name(f"{path.name}.lock")
+        with file_writes.writing(beside):
+            descriptor = os.open(beside, os.O_RDWR | os.O_CREAT)
     try:
         try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            file_writes.lock(descriptor, wait=False)
         except BlockingIOError:
             raise UserInputError(
                 f"'{path}' is being written by a training that is still running; wait for it "
@@ -218,6 +226,9 @@ def _flock(path: Path) -> Iterator[None]:
         yield
     finally:
         os.close(descriptor)  # releases the lock
+        if beside is not None:
+            with contextlib.suppress(OSError):  # another training's lock now, or already gone
+                beside.unlink()
 
 
 def publish(work_dir: Path, run_dir: Path) -> None:
@@ -244,7 +255,9 @@ def exchange(first: Path, second: Path) -> None:
     hence the C call. Where the system lacks it, three renames do the same with a moment in which
     `second` is missing, though its content always exists under one of the names.
     """
-    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    renameat2 = None
+    if sys.platform.startswith("linux"):  # elsewhere ctypes.CDLL(None) may not even load
+        renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
     if renameat2 is not None:
         if not renameat2(
             _AT_FDCWD, os.fsencode(first), _AT_FDCWD, os.fsencode(second), _RENAME_EXCHANGE

@@ -2,9 +2,11 @@
 
 import signal
 
-# What a batch system (SLURM at a time limit), `kill` or a closed terminal sends; SIGINT, Ctrl-C,
-# already raises KeyboardInterrupt through Python's own handler.
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+# What a batch system (SLURM at a time limit), `kill` or a closed terminal sends (Windows has no
+# SIGHUP); SIGINT, Ctrl-C, already raises KeyboardInterrupt through Python's own handler.
+STOP_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
 
 
 class Stopped(KeyboardInterrupt):
