@@ -1,6 +1,7 @@
 """Event CSV files: the files --data names, reading with one-line errors, atomic writing."""
 
 import codecs
+import contextlib
 import csv
 import errno
 import glob
@@ -83,39 +84,57 @@ def write_csv_atomically(
     fails before the first table is made rather than after. A write that fails (full disk,
     ulimit -f, read-only, not writable) raises file_writes.WriteError and leaves no file.
     """
-    path = Path(path)
     if isinstance(frames, pd.DataFrame):
         frames = [frames]
+    with atomic_file(path, reserve_bytes) as handle, os.fdopen(handle, "w", newline="") as stream:
+        for index, frame in enumerate(frames):
+            if isinstance(frame, str):
+                stream.write(frame)
+            else:
+                csv_text(frame, header=index == 0, stream=stream)
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike, reserve_bytes: int = 0) -> Iterator[int]:
+    """The open descriptor of a flocked temporary file beside `path`, renamed to it when complete.
+
+    The caller writes the file's content through the descriptor (wrapping it in a stream it
+    closes when done, which closes the descriptor too); once the block ends without error the
+    file is fsynced and renamed into place, while still locked, and the folder fsynced. With
+    `reserve_bytes` the disk space is reserved first; the unused tail goes at the end. A write
+    that fails or is interrupted leaves no file and no temporary (file_writes.WriteError, or
+    signals' one line).
+    """
+    path = Path(path)
     with file_writes.writing(path):
         remove_abandoned_temporaries(path)
         handle, temporary = _locked_temporary(path)
+        # The caller's stream closes `handle`; a duplicate keeps the lock and the file open
+        # until the rename (flock belongs to the open file, which both descriptors share).
+        kept = os.dup(handle)
         try:
             # mkstemp makes the file private (0600); give it the mode open() would have.
-            os.fchmod(handle, 0o666 & ~_umask())
-            with os.fdopen(handle, "w", newline="") as stream:
-                if reserve_bytes:
-                    _reserve(handle, reserve_bytes)
-                for index, frame in enumerate(frames):
-                    if isinstance(frame, str):
-                        stream.write(frame)
-                    else:
-                        csv_text(frame, header=index == 0, stream=stream)
-                stream.flush()
-                if reserve_bytes:  # the reservation's unused tail goes
-                    os.ftruncate(handle, os.lseek(handle, 0, os.SEEK_CUR))
-                os.fsync(handle)  # the content on the disk before the name points at it
-                # Renamed while still open, so locked: a file under a .tmp name is never
-                # unlocked while its writer lives, which remove_abandoned_temporaries relies on.
-                os.replace(temporary, path)
+            os.fchmod(kept, 0o666 & ~_umask())
+            if reserve_bytes:
+                _reserve(kept, reserve_bytes)
+            yield handle
+            if reserve_bytes:  # the reservation's unused tail goes
+                os.ftruncate(kept, os.lseek(kept, 0, os.SEEK_CUR))
+            os.fsync(kept)  # the content on the disk before the name points at it
+            # Renamed while still open, so locked: a file under a .tmp name is never
+            # unlocked while its writer lives, which remove_abandoned_temporaries relies on.
+            os.replace(temporary, path)
         except KeyboardInterrupt as interrupt:  # Ctrl-C, SIGTERM, SIGHUP: see signals
             Path(temporary).unlink(missing_ok=True)
-            kept = "the existing file is unchanged" if path.exists() else "no file was written"
+            existing = "the existing file is unchanged" if path.exists() else "no file was written"
             raise signals.reworded(
-                interrupt, f"stopped before '{path}' was complete; {kept}"
+                interrupt, f"stopped before '{path}' was complete; {existing}"
             ) from None
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
+        finally:
+            os.close(kept)
         file_writes.fsync_directory(path.parent)  # and the rename itself
 
 
@@ -252,9 +271,31 @@ def read_column_chunks(
     block is checked as it is read (non-numeric, NaN, infinite and absurd values are named with
     their row and line). Blank lines are skipped and do not count as data rows.
     """
+    for values, _ in _blocks(path, columns, chunk_rows, as_text=False):
+        yield values
+
+
+def read_kept_chunks(
+    path: str | os.PathLike, columns: Sequence[str], chunk_rows: int = CHUNK_ROWS
+) -> Iterator[tuple[np.ndarray, pd.DataFrame]]:
+    """As read_column_chunks, each block with every column of the file as its text, in order.
+
+    The text is the cells as written (after the spaces that follow a comma), so an event id
+    such as 12345678901234567890 or "run7-000123" comes back exactly; an empty cell is "".
+    """
+    yield from _blocks(path, columns, chunk_rows, as_text=True)
+
+
+def _blocks(
+    path: str | os.PathLike, columns: Sequence[str], chunk_rows: int, as_text: bool
+) -> Iterator[tuple[np.ndarray, pd.DataFrame]]:
+    """(checked values, the block as read) `chunk_rows` data rows at a time; one-line errors."""
     header = read_header(path)
     check_columns(path, header, columns)
     first_row = 0
+    # As text, every cell stays a string; the wanted columns are then read as numbers the way
+    # pandas would have (its default missing-value words become NaN, named by the NaN check).
+    text = {"dtype": str, "keep_default_na": False} if as_text else {}
     try:
         # All columns, not usecols: pandas' usecols silently accepts rows with extra cells. An
         # extra cell in the first data row only warns (and is dropped): make that an error too.
@@ -266,9 +307,12 @@ def read_column_chunks(
                 encoding="utf-8-sig",
                 index_col=False,
                 chunksize=chunk_rows,
+                **text,
             ) as reader:
                 for frame in reader:
-                    yield _checked_values(path, frame, header, columns, first_row)
+                    frame.columns = header
+                    numbers = _numbers_of_text(frame, columns) if as_text else frame
+                    yield checked_values(path, numbers, columns, first_row), frame
                     first_row += len(frame)
     except pd.errors.ParserWarning:
         raise UserInputError(
@@ -283,21 +327,43 @@ def read_column_chunks(
         raise UserInputError(f"data file '{path}' has a header but no data rows")
 
 
+# pandas' default missing-value words (read_csv's na_values documentation): as text, these are
+# what read_csv would have read as NaN in a numeric column.
+_MISSING_WORDS = frozenset(
+    {"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN"}
+    | {"<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"}
+)
+
+
+def _numbers_of_text(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """The text block's `columns` with missing words as NaN, other cells left for the check."""
+    return pd.DataFrame(
+        {name: frame[name].where(~frame[name].isin(_MISSING_WORDS)) for name in columns}
+    )
+
+
 def read_columns(path: str | os.PathLike, columns: Sequence[str]) -> np.ndarray:
     """Reads the named numeric columns as float64 (events, len(columns)) with row-level errors."""
     return np.concatenate(list(read_column_chunks(path, columns)))
 
 
-def _checked_values(
+def checked_values(
     path: str | os.PathLike,
     frame: pd.DataFrame,
-    header: Sequence[str],
     columns: Sequence[str],
     first_row: int,
+    has_lines: bool = True,
 ) -> np.ndarray:
-    """A block of `frame`'s `columns` as float64; errors name the file's row and line."""
-    frame.columns = header
+    """A block of `frame`'s `columns` as float64; errors name the file's row (and line, in CSV).
+
+    Text cells that are numbers (stray spaces allowed) convert; NaN, infinite and absurd values
+    are refused. `has_lines=False` (Parquet) leaves the CSV line numbers out of the errors.
+    """
     frame = frame[list(columns)]
+
+    def line(row: int) -> str:
+        return f" (line {row + 2})" if has_lines else ""
+
     for name in columns:
         if not pd.api.types.is_numeric_dtype(frame[name]):
             # Text cells: numbers with stray spaces convert; anything else is named.
@@ -307,7 +373,7 @@ def _checked_values(
                 row = first_row + int(junk[0])
                 raise UserInputError(
                     f"data file '{path}' column '{name}' has a non-numeric value "
-                    f"{frame[name].iloc[int(junk[0])]!r} in data row {row + 1} (line {row + 2}); "
+                    f"{frame[name].iloc[int(junk[0])]!r} in data row {row + 1}{line(row)}; "
                     "expected numbers"
                 )
             frame[name] = as_number
@@ -327,7 +393,7 @@ def _checked_values(
         row, index = (int(i) for i in np.argwhere(huge)[0])
         raise UserInputError(
             f"data file '{path}' column '{columns[index]}' has the value {values[row, index]:g} in "
-            f"data row {first_row + row + 1} (line {first_row + row + 2}), beyond "
+            f"data row {first_row + row + 1}{line(first_row + row)}, beyond "
             f"±{MAX_MAGNITUDE:g}; expected positions in bohr and momenta in a.u. (the model "
             "computes in float32)"
         )
@@ -358,7 +424,9 @@ def load_events(
 
 
 def data_files(spec: str) -> tuple[Path, ...]:
-    """The CSV files that `--data` names: a path, a glob of shards, or a comma-separated list.
+    """The files that `--data` names: a path, a glob of shards, or a comma-separated list.
+
+    CSV and Parquet files may be mixed: each is read by its own suffix (event_files).
 
     A glob (`shards/*.csv`; quote it in the shell) expands in sorted order, so a file's index,
     which enters the split, does not depend on the file system's listing order.
@@ -375,20 +443,23 @@ def data_files(spec: str) -> tuple[Path, ...]:
             matches = [path for path in matches if path.is_file()]
             if not matches:
                 raise UserInputError(
-                    f"--data pattern '{item}' matches no file; expected CSV files, e.g. "
-                    "--data='shards/*.csv'"
+                    f"--data pattern '{item}' matches no file; expected CSV or Parquet files, "
+                    "e.g. --data='shards/*.csv'"
                 )
             files.extend(matches)
         elif special_file_kind(item):
             raise UserInputError(
-                f"--data='{item}' is {special_file_kind(item)}; expected a regular CSV file"
+                f"--data='{item}' is {special_file_kind(item)}; expected a regular CSV or "
+                "Parquet file"
             )
         elif not Path(item).is_file():
-            raise UserInputError(f"--data='{item}' is not a file; expected a CSV file")
+            raise UserInputError(f"--data='{item}' is not a file; expected a CSV or Parquet file")
         else:
             files.append(Path(item))
     if not files:
-        raise UserInputError(f"--data={spec!r} names no file; expected a CSV file or a glob")
+        raise UserInputError(
+            f"--data={spec!r} names no file; expected a CSV or Parquet file or a glob"
+        )
     resolved = [path.resolve() for path in files]
     twice = sorted({str(path) for path in files if resolved.count(path.resolve()) > 1})
     if twice:

@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from cvae_tf import alignment, data, file_flags, physics, simulator
+from cvae_tf import alignment, data, file_flags, physics, progress, simulator
 from cvae_tf.errors import UserInputError
 from cvae_tf.file_flags import EventFileConfig
 from cvae_tf.flag_fields import option
@@ -247,6 +247,22 @@ def check_file(config: CheckDataConfig) -> DataVerdict:
     )
 
 
+EXPLODE_CHUNK_EVENTS = 8192  # sampled events exploded at a time, between progress redraws
+
+
+def explode_sample(positions: np.ndarray, fragments: Molecule) -> np.ndarray:
+    """The simulator's momenta (a.u.) for `positions` (bohr), a chunk at a time, with a bar."""
+    parts = []
+    with progress.Bar("checking", len(positions)) as bar:
+        for start in range(0, len(positions), EXPLODE_CHUNK_EVENTS):
+            chunk = positions[start : start + EXPLODE_CHUNK_EVENTS]
+            parts.append(
+                simulator.explode(chunk, None, fragments.mass_array, fragments.charge_array)
+            )
+            bar.update(start + len(chunk))
+    return np.concatenate(parts)
+
+
 def check_events(
     events: data.Events, sample_size: int = 2000, seed: int = 0, fragments: Molecule = OCS
 ) -> DataVerdict:
@@ -299,7 +315,7 @@ def check_events(
         np.linalg.norm(momenta, axis=-1), axis=-1
     )
 
-    simulated = simulator.explode(positions, None, fragments.mass_array, fragments.charge_array)
+    simulated = explode_sample(positions, fragments)
     magnitude_ratios = np.linalg.norm(momenta, axis=-1) / np.linalg.norm(simulated, axis=-1)
     rotations = alignment.kabsch_rotations(simulated, momenta)
     # Rotations are blind to a common scale; the mismatch is made blind to it too.

@@ -4,7 +4,7 @@ import dataclasses
 
 import numpy as np
 
-from cvae_tf import calibration, data, metrics, model, physics, report, sampling
+from cvae_tf import calibration, data, metrics, model, physics, progress, report, sampling
 from cvae_tf.config import TrainConfig
 from cvae_tf.molecule import Molecule
 
@@ -56,15 +56,17 @@ def evaluate_test_part(
     )
     # K latent draws per event each give the decoder's mean and variance; the predictive
     # distribution is their mixture, sampled a chunk at a time.
-    samples = sampling.predictive_summary(
-        moments_once,
-        data.to_table(test.momenta),
-        evaluation.num_samples,
-        np.random.default_rng(config.seed),
-        truth_table=truth_table,
-        fragments=fragments,
-        keep_draws_of=shown,
-    )
+    with progress.Bar("evaluating", len(test)) as bar:
+        samples = sampling.predictive_summary(
+            moments_once,
+            data.to_table(test.momenta),
+            evaluation.num_samples,
+            np.random.default_rng(config.seed),
+            truth_table=truth_table,
+            fragments=fragments,
+            keep_draws_of=shown,
+            events_done=bar.update,
+        )
     predicted = data.to_events_array(samples["energy" if evaluation.select == "energy" else "mean"])
     results = metrics.evaluate_positions(true_positions, predicted, test.momenta, fragments)
     results["num_samples"] = evaluation.num_samples

@@ -1,6 +1,6 @@
 """The events of the files --data names, read block by block, each row with its part of the split.
 
-Every reader goes through `csv_files.read_column_chunks` (the same checks and one-line errors as
+Every reader goes through `event_files.read_column_chunks` (the same checks and one-line errors as
 loading a file whole) and `split.split_parts` (each row's part from a hash of its seed, file and
 row), so a streamed run and an in-memory run of the same files see the same events in the same
 parts.
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cvae_tf import csv_files, data, split
+from cvae_tf import data, event_files, split
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,7 +27,7 @@ class Block:
 
 @dataclasses.dataclass(frozen=True)
 class EventSource:
-    """CSV files of events with a deterministic per-row split, readable block by block."""
+    """CSV or Parquet files of events with a deterministic per-row split, read block by block."""
 
     files: tuple[Path, ...]
     position_columns: tuple[str, ...] = data.POSITION_COLUMNS
@@ -35,14 +35,14 @@ class EventSource:
     train_fraction: float = 0.7
     val_fraction: float = 0.15
     seed: int = 0
-    block_rows: int = csv_files.CHUNK_ROWS
+    block_rows: int = event_files.CHUNK_ROWS
 
     def blocks(self) -> Iterator[Block]:
         """The files' rows in order, `block_rows` at a time, each row with its part."""
         columns = [*self.position_columns, *self.momentum_columns]
         for file_index, path in enumerate(self.files):
             first_row = 0
-            for values in csv_files.read_column_chunks(path, columns, self.block_rows):
+            for values in event_files.read_column_chunks(path, columns, self.block_rows):
                 rows = np.arange(first_row, first_row + len(values))
                 first_row += len(values)
                 yield Block(

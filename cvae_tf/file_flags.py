@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cvae_tf import csv_files, data, file_writes
+from cvae_tf import data, event_files, file_writes
 from cvae_tf.data import Events
 from cvae_tf.errors import UserInputError
 from cvae_tf.flag_fields import option
@@ -63,17 +63,19 @@ def check_column_names(position_columns, momentum_columns, molecule: Molecule = 
 
 @dataclasses.dataclass(frozen=True)
 class EventFileConfig:
-    """One CSV file of events (positions in bohr, momenta in a.u.) and its column names."""
+    """One CSV or Parquet file of events (positions in bohr, momenta in a.u.), its column names."""
 
-    data: str | None = option(None, "CSV file of events (required).", show_default=False)
+    data: str | None = option(
+        None, "CSV or Parquet (.parquet, .pq) file of events (required).", show_default=False
+    )
     position_columns: tuple[str, ...] = position_columns_option()
     momentum_columns: tuple[str, ...] = momentum_columns_option()
     fragments: MoleculeConfig = MoleculeConfig()
 
     def __post_init__(self) -> None:
-        # Only required here: csv_files.read_header reports a missing or unreadable file.
+        # Only required here: event_files.read_header reports a missing or unreadable file.
         if not self.data:
-            raise UserInputError("--data is required; expected a CSV file of events")
+            raise UserInputError("--data is required; expected a CSV or Parquet file of events")
         self.columns  # noqa: B018 (validates the molecule and the column names now)
 
     @functools.cached_property
@@ -92,8 +94,8 @@ class EventFileConfig:
         return Path(self.data)
 
     def load(self) -> Events:
-        """Every event of the file, checked (csv_files.load_events)."""
-        return csv_files.load_events(self.path, *self.columns)
+        """Every event of the file, checked (event_files.load_events)."""
+        return event_files.load_events(self.path, *self.columns)
 
     @property
     def momentum_only(self) -> bool:
@@ -101,12 +103,12 @@ class EventFileConfig:
 
         A file with some of them but not all is not momentum-only: reading it names the missing.
         """
-        header = csv_files.read_header(self.path)
+        header = event_files.read_header(self.path)
         return not set(self.columns[0]) & set(header)
 
     def load_momenta(self) -> np.ndarray:
         """Every event's momenta (a.u.), (events, fragments, 3), read by column name and checked."""
-        return data.to_events_array(csv_files.read_columns(self.path, self.columns[1]))
+        return data.to_events_array(event_files.read_columns(self.path, self.columns[1]))
 
 
 def model_dir_option():
@@ -135,12 +137,14 @@ def check_output_path(
 ) -> Path:
     """The --output path, once it is clear that writing it loses nothing and can succeed."""
     if not output:
-        raise UserInputError("--output is required; expected a CSV path")
+        raise UserInputError("--output is required; expected a CSV or Parquet path")
     path = Path(output)
     if input_path is not None and path.resolve() == Path(input_path).resolve():
         raise UserInputError(f"--output='{path}' is the input file; choose another path")
     if path.is_dir():
-        raise UserInputError(f"--output='{path}' is a folder; expected a CSV file path")
+        raise UserInputError(
+            f"--output='{path}' is a folder; expected a CSV or Parquet (.parquet) file path"
+        )
     if path.exists() and not overwrite:
         raise UserInputError(f"--output='{path}' exists; pass --overwrite to replace it")
     if not path.parent.is_dir():

@@ -1,4 +1,4 @@
-"""`python -m cvae_tf.predict`: positions from a CSV of momenta with a saved run's SavedModel."""
+"""`python -m cvae_tf.predict`: positions from a file of momenta with a saved run's SavedModel."""
 
 from absl import flags
 
@@ -11,13 +11,16 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
 
 
 def execute(flag_values: flags.FlagValues) -> None:
-    """Reads momenta, predicts positions, writes them in the input's row order."""
+    """Reads momenta, predicts positions, writes them after the input's columns, row by row."""
     config = flag_fields.from_flags(prediction.PredictConfig, flag_values)
     written = prediction.predict_file(config)
     print(
         f"Wrote predicted positions (bohr), bond lengths (bohr) and angles (degrees) of "
-        f"{written.num_events} events to {config.output}"
+        f"{written.num_events} events to {config.output}, after the input's columns"
     )
+    if written.renamed:
+        pairs = ", ".join(f"{old} as {new}" for old, new in written.renamed.items())
+        print(f"Input columns named like predicted ones are kept renamed: {pairs}.")
     if written.center_of_mass_relative:
         print("Positions are relative to each event's centre of mass (trained with --center=com).")
     for path in written.histogram_files:

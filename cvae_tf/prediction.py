@@ -1,6 +1,8 @@
-"""Positions predicted for a CSV of momenta with a saved run's SavedModel, into a CSV file.
+"""Positions predicted for a file of momenta with a saved run's SavedModel, into a file.
 
-Each output row holds, in this order: the positions (bohr), their `<column>_std` with
+CSV or Parquet in and out, each by its suffix (event_files). Each output row holds, in this
+order: every column of the input row as read (an input column named like a predicted one is
+renamed `<name>_input`), the positions (bohr), their `<column>_std` with
 --num_samples above 1, the bond lengths `r_<label><label>` (bohr) and angles
 `angle_<labels>` (degrees, at the middle label) of the point prediction, and
 `out_of_distribution` (1 for an event unlike anything in the training data, see
@@ -18,12 +20,13 @@ import numpy as np
 import pandas as pd
 
 from cvae_tf import (
-    csv_files,
+    event_files,
     export,
     file_flags,
     file_writes,
     physics,
     plots,
+    progress,
     run_folder,
     sampling,
     training_momenta,
@@ -38,8 +41,8 @@ MOMENTS_BATCH_SIZE = 65_536  # rows per SavedModel call: K draws of a chunk, a b
 # before it streamed; a larger K takes fewer events a chunk.
 ROW_BUDGET = 1 << 20
 MAX_NUM_SAMPLES = ROW_BUDGET  # the smallest chunk is one event with its K draws
-OUTPUT_BYTES_PER_CELL = 20  # "%.12g" writes at most 18 characters (-1.23456789012e-05), a comma
 OUT_OF_DISTRIBUTION_COLUMN = "out_of_distribution"
+RENAMED_SUFFIX = "_input"  # an input column named like a predicted one gets this suffix
 HISTOGRAM_BINS = 60
 
 
@@ -51,10 +54,14 @@ class PredictConfig:
         None, "Run folder written by cvae_tf.train (required).", show_default=False
     )
     input: str | None = option(
-        None, "CSV with the model's momentum columns (a.u.) (required).", show_default=False
+        None,
+        "CSV or Parquet (.parquet, .pq) file with the model's momentum columns (a.u.) "
+        "(required); its other columns are copied into the output.",
+        show_default=False,
     )
     output: str | None = file_flags.output_option(
-        "CSV for the predicted positions (bohr) (required); same input, same model, same file."
+        "CSV or Parquet (.parquet, .pq) file for the input's columns and the predicted "
+        "positions (bohr) (required); same input, same model, same file."
     )
     num_samples: int = option(
         1,
@@ -111,6 +118,7 @@ class Prediction:
     tally: Tally = dataclasses.field(default_factory=Tally)
     ker_bounds: tuple[float, float] = (0.0, float("inf"))  # hartree, the training range
     histogram_files: tuple[Path, ...] = ()
+    renamed: dict[str, str] = dataclasses.field(default_factory=dict)  # input column: new name
 
     def out_of_distribution_summary(self) -> str:
         """ "N of M events (x %) are out of distribution: ..." with the reasons counted."""
@@ -145,12 +153,13 @@ class Prediction:
 
 
 def predict_file(config: PredictConfig) -> Prediction:
-    """Writes predicted positions (bohr) for every event of `config.input` to `config.output`.
+    """Writes every event of `config.input` with its predicted positions (bohr) to `config.output`.
 
     The latent samples come from the sampler state saved in the SavedModel, so the same model
     and input give the same file every time. Events stream through in chunks of at most
     ROW_BUDGET latent-draw rows, read and written a chunk at a time: memory is set by the
-    chunk, not by the number of events or of samples.
+    chunk, not by the number of events or of samples. A progress bar goes to stderr on a
+    terminal.
     """
     model_dir = Path(config.model_dir)
     input_path = Path(config.input)
@@ -160,26 +169,36 @@ def predict_file(config: PredictConfig) -> Prediction:
     fragments = run_folder.model_molecule(model_dir, config.fragments)
     summary = training_momenta.read(model_dir)
     position_columns = run_config["position_columns"]
-    chunks = momenta_chunks(
+    chunks = input_chunks(
         input_path, run_config["momentum_columns"], events_per_chunk(config.num_samples)
     )
     # The first block is read (and checked) before the model loads: a bad file fails fast.
     first = next(chunks)
-    output_columns = len(position_columns) * (1 if config.num_samples == 1 else 2)
-    output_columns += len(geometry_columns(fragments)) + 1
-    check_disk_space(output_path, count_data_lines(input_path), output_columns)
+    written = output_columns(position_columns, config.num_samples, fragments)
+    input_columns = list(first[1].columns)
+    renamed = renamed_columns(input_path, input_columns, written)
+    num_events = event_files.count_events(input_path)
+    check_disk_space(output_path, num_events, len(input_columns) + len(written))
     serving = export.load_saved_model(model_dir / export.SAVED_MODEL_DIR)
     tally = Tally()
-    frames = predicted_frames(
-        serving,
-        itertools.chain([first], chunks),
-        config,
-        position_columns,
-        tally,
-        fragments,
-        summary,
-    )
-    csv_files.write_csv_atomically(output_path, frames)
+    kept_frames = []
+
+    def momenta():  # the predicted frames come one a chunk, in step with these
+        for momenta_chunk, kept in itertools.chain([first], chunks):
+            kept_frames.append(kept.rename(columns=renamed))
+            yield momenta_chunk
+
+    def frames(bar: progress.Bar) -> Iterator[pd.DataFrame]:
+        predicted = predicted_frames(
+            serving, momenta(), config, position_columns, tally, fragments, summary
+        )
+        for frame in predicted:
+            kept = kept_frames.pop(0).reset_index(drop=True)
+            yield pd.concat([kept, frame], axis=1)
+            bar.update(tally.num_events)
+
+    with progress.Bar("predicting", num_events) as bar:
+        event_files.write_atomically(output_path, frames(bar))
     histogram_files = ()
     if histogram_folder is not None:
         histogram_files = write_histograms(output_path, histogram_folder, fragments)
@@ -189,7 +208,37 @@ def predict_file(config: PredictConfig) -> Prediction:
         tally,
         summary.ker_bounds,
         histogram_files,
+        renamed,
     )
+
+
+def output_columns(
+    position_columns: Sequence[str], num_samples: int, fragments: Molecule
+) -> list[str]:
+    """The columns predict writes after the input's: positions, spreads, geometry, the flag."""
+    spreads = [f"{name}_std" for name in position_columns] if num_samples > 1 else []
+    return [*position_columns, *spreads, *geometry_columns(fragments), OUT_OF_DISTRIBUTION_COLUMN]
+
+
+def renamed_columns(
+    input_path: Path, input_columns: Sequence[str], written: Sequence[str]
+) -> dict[str, str]:
+    """{input column: `<name>_input`} for the input's columns named like predicted ones.
+
+    Renamed rather than refused: the common case is a simulated file with its true positions,
+    which a user wants beside the predicted ones; the predicted columns keep their names, which
+    scripts read. A renamed column whose new name is taken too is refused.
+    """
+    renamed = {name: name + RENAMED_SUFFIX for name in input_columns if name in set(written)}
+    taken = sorted(
+        new for new in renamed.values() if new in set(input_columns) or new in set(written)
+    )
+    if taken:
+        raise UserInputError(
+            f"--input='{input_path}' has columns {sorted(renamed)} that predict writes, and "
+            f"{taken} too, the names it would rename them to; rename or drop those columns"
+        )
+    return renamed
 
 
 def check_histogram_folder(folder: str) -> Path | None:
@@ -231,22 +280,30 @@ def events_per_chunk(num_samples: int) -> int:
     return max(1, min(sampling.CHUNK_EVENTS, ROW_BUDGET // num_samples))
 
 
-def momenta_chunks(path: Path, columns: Sequence[str], chunk_events: int) -> Iterator[np.ndarray]:
-    """Momenta (a.u.) [chunk_events, 3n] in file order, the last chunk shorter, read in blocks.
+def input_chunks(
+    path: Path, columns: Sequence[str], chunk_events: int
+) -> Iterator[tuple[np.ndarray, pd.DataFrame]]:
+    """(momenta (a.u.) [chunk_events, 3n], every input column as read) in file order.
 
-    Every chunk but the last has exactly `chunk_events` rows whatever blocks the reader gives,
-    so the sampler sees the same calls as when the file was read whole.
+    The last chunk is shorter. Every chunk but the last has exactly `chunk_events` rows
+    whatever blocks the reader gives, so the sampler sees the same calls as when the file was
+    read whole.
     """
-    block_rows = chunk_events * max(1, csv_files.CHUNK_ROWS // chunk_events)
-    pending = np.empty((0, len(columns)))
-    for block in csv_files.read_column_chunks(path, columns, block_rows):
-        pending = np.concatenate([pending, block]) if len(pending) else block
+    block_rows = chunk_events * max(1, event_files.CHUNK_ROWS // chunk_events)
+    pending, pending_frame = np.empty((0, len(columns))), None
+    for block, frame in event_files.read_kept_chunks(path, columns, block_rows):
+        if len(pending):
+            pending = np.concatenate([pending, block])
+            pending_frame = pd.concat([pending_frame, frame], ignore_index=True)
+        else:
+            pending, pending_frame = block, frame.reset_index(drop=True)
         full = len(pending) - len(pending) % chunk_events
         for start in range(0, full, chunk_events):
-            yield pending[start : start + chunk_events]
-        pending = pending[full:]
+            rows = slice(start, start + chunk_events)
+            yield pending[rows], pending_frame.iloc[rows]
+        pending, pending_frame = pending[full:], pending_frame.iloc[full:].reset_index(drop=True)
     if len(pending):
-        yield pending
+        yield pending, pending_frame
 
 
 def predicted_frames(
@@ -288,24 +345,15 @@ def predicted_frames(
         yield pd.DataFrame(columns)
 
 
-def count_data_lines(path: Path) -> int:
-    """Lines after the header (blank ones included: an estimate of the events from above)."""
-    lines, last = 0, b""
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            lines += block.count(b"\n")
-            last = block
-    return max(0, lines - (1 if last.endswith(b"\n") else 0))
-
-
 def check_disk_space(output_path: Path, num_events: int, num_columns: int) -> None:
     """Refuses, before any work, an output that the disk under `output_path` cannot hold."""
-    needed = num_events * num_columns * OUTPUT_BYTES_PER_CELL
+    per_value = event_files.bytes_per_value(output_path)
+    needed = num_events * num_columns * per_value
     free = shutil.disk_usage(output_path.parent).free
     if needed > free:
         raise UserInputError(
             f"--output='{output_path}': {num_events:,} events × {num_columns} columns need about "
-            f"{needed / 1e9:.2f} GB ({OUTPUT_BYTES_PER_CELL} bytes a value), but its folder has "
+            f"{needed / 1e9:.2f} GB ({per_value} bytes a value), but its folder has "
             f"{free / 1e9:.2f} GB free; free space or choose another --output folder"
         )
 
@@ -333,7 +381,7 @@ def write_histograms(output_path: Path, folder: Path, fragments: Molecule) -> tu
     wanted = [*names, OUT_OF_DISTRIBUTION_COLUMN]
 
     def blocks():
-        for block in csv_files.read_column_chunks(output_path, wanted):
+        for block in event_files.read_column_chunks(output_path, wanted):
             yield block[block[:, -1] == 0, :-1], int(np.count_nonzero(block[:, -1]))
 
     low = np.full(len(names), np.inf)

@@ -152,6 +152,7 @@ def predictive_summary(
     truth_table: np.ndarray | None = None,
     fragments: Molecule = OCS,
     keep_draws_of: np.ndarray | None = None,
+    events_done: Callable[[int], None] | None = None,
 ) -> dict[str, np.ndarray]:
     """Per event [events, 3n] the predictive mixture's "mean" and "std" (bohr), a chunk at a time.
 
@@ -159,6 +160,8 @@ def predictive_summary(
     each coordinate's CRPS (bohr) against the true positions `truth_table` [events, 3n], if given;
     and "kept_draws", the mixture's draws [max(K, 2), len(keep_draws_of), 3n] of the events at the
     sorted indices `keep_draws_of`, if given (only theirs are kept: memory holds one chunk's).
+    `events_done`, if given, is called with the events summarized so far after each chunk (a
+    progress bar's update).
     """
     summaries = {"mean": [], "std": []}
     if select_energy:
@@ -178,6 +181,8 @@ def predictive_summary(
             summaries["energy"].append(select_by_energy(draws, momenta_table[rows], fragments))
         if truth_table is not None:
             summaries["crps"].append(calibration.crps_from_samples(draws, truth_table[rows]))
+        if events_done is not None:
+            events_done(min(rows.stop, len(momenta_table)))
     # Events run along the first axis of every summary, along the second of the draws.
     return {
         name: np.concatenate(values, axis=1 if name == "kept_draws" else 0)

@@ -1,10 +1,13 @@
-"""Simulated events into a CSV file: the simulate command's output settings and its one call."""
+"""Simulated events into a CSV or Parquet file: the simulate command's output settings and call."""
 
 import contextlib
 import dataclasses
 from pathlib import Path
 
-from cvae_tf import chunk_pool, csv_files, file_flags, simulator
+import numpy as np
+import pyarrow as pa
+
+from cvae_tf import chunk_pool, csv_files, data, file_flags, parquet_files, progress, simulator
 from cvae_tf.flag_fields import option
 from cvae_tf.molecule import OCS, Molecule
 
@@ -14,7 +17,8 @@ class CsvOutput:
     """Where the simulated events go and how many processes simulate them."""
 
     output: str | None = file_flags.output_option(
-        "CSV file to write (required); its folder must exist."
+        "CSV file to write (required), or Parquet if it ends in .parquet or .pq; its folder "
+        "must exist."
     )
     overwrite: bool = file_flags.overwrite_option()
     workers: int = option(
@@ -39,27 +43,48 @@ def chunk_csv(config: simulator.SimulationConfig, index: int, chunk_events: int)
     return csv_files.csv_text(frame, header=index == 0)
 
 
+def chunk_table(config: simulator.SimulationConfig, index: int, chunk_events: int) -> np.ndarray:
+    """One chunk of events as a float64 table [events, 6n], positions then momenta: a task."""
+    # Arrays, not Parquet bytes: they pickle at memory speed, and encoding float64 columns
+    # plainly costs the parent little next to the simulation.
+    positions, momenta = simulator.simulate_chunk(config, index, chunk_events)
+    return np.concatenate([data.to_table(positions), data.to_table(momenta)], axis=1)
+
+
 def simulate_csv(config: simulator.SimulationConfig, output: CsvOutput) -> Path:
-    """Simulates `config`'s events into the CSV file `output.output`; returns its path.
+    """Simulates `config`'s events into the file `output.output` (CSV or Parquet); its path.
 
     Positions in bohr, momenta in a.u., in the molecule's columns (OCS: cx..sz, pcx..psz); the
-    same config gives the same bytes for any number of workers. A progress bar goes to stderr;
-    the file appears only when complete.
+    same config gives the same bytes for any number of workers. A progress bar goes to stderr
+    on a terminal; the file appears only when complete.
     """
     path = file_flags.check_output_path(output.output, output.overwrite)
+    as_parquet = parquet_files.is_parquet(path)
     # Chunk by chunk, in order, into the temporary file: memory stays bounded for any
     # --num_events. closing() stops the workers as soon as writing fails. CHUNK_EVENTS is passed
     # on because a spawned worker would read its own module's value.
     chunks = chunk_pool.map_chunks(
-        chunk_csv, config, simulator.CHUNK_EVENTS, output.workers, progress=True
+        chunk_table if as_parquet else chunk_csv,
+        config,
+        simulator.CHUNK_EVENTS,
+        output.workers,
+        progress=progress.shown(),
     )
     # The file's largest possible size is reserved before the workers start (map_chunks is a
     # generator: they start at the first chunk asked for). Stopping workers while one sends its
     # chunk (~17 MB) left the pool waiting forever for the rest of the message, so a full disk
     # or a reached ulimit -f hung the command; reserved, they fail at once, with no worker yet.
     with contextlib.closing(chunks):
-        reserve_bytes = max_csv_bytes(config.num_events, config.fragments)
-        csv_files.write_csv_atomically(path, chunks, reserve_bytes=reserve_bytes)
+        if as_parquet:
+            molecule = config.fragments
+            names = [*molecule.position_columns, *molecule.momentum_columns]
+            tables = (pa.Table.from_arrays(list(table.T), names=names) for table in chunks)
+            num_chunks = -(-config.num_events // simulator.CHUNK_EVENTS)
+            reserve_bytes = parquet_files.max_bytes(config.num_events * len(names), num_chunks)
+            parquet_files.write_atomically(path, tables, reserve_bytes=reserve_bytes)
+        else:
+            reserve_bytes = max_csv_bytes(config.num_events, config.fragments)
+            csv_files.write_csv_atomically(path, chunks, reserve_bytes=reserve_bytes)
     return path
 
 

@@ -227,7 +227,7 @@ TRAIN_FLAGS = [
     ("--momentum_columns=" + ",".join(["p"] * 9), "expected 9 distinct names"),
     ("--momentum_columns=" + ",".join(data.POSITION_COLUMNS), "share"),
     ("--position_columns=" + ",".join(f"r{i}" for i in range(9)), r"lacks columns \['r0'"),
-    ("--data=/no/such.csv", "--data='/no/such.csv' is not a file; expected a CSV file"),
+    ("--data=/no/such.csv", "--data='/no/such.csv' is not a file; expected a CSV or Parquet file"),
     ("--run_name=a/b", "--run_name='a/b'; expected a plain folder name"),
     ("--run_name=.hidden", "--run_name='.hidden'; expected a plain folder name, not starting"),
     ("--resume", "--resume needs the --run_name of the run to continue"),
@@ -309,7 +309,7 @@ def test_bad_predict_inputs(quick_run, momenta_csv, tmp_path):
         ({"--input": positions_only}, r"lacks columns \['pcx'"),
         ({"--output": momenta_csv}, "is the input file; choose another path"),
         ({"--output": existing}, "exists; pass --overwrite to replace it"),
-        ({"--output": tmp_path}, "is a folder; expected a CSV file path"),
+        ({"--output": tmp_path}, "is a folder; expected a CSV or Parquet"),
         ({"--output": tmp_path / "missing" / "out.csv"}, "folder '.*missing' is missing"),
         ({"--num_samples": 0}, "--num_samples=0; expected an integer ≥ 1"),
         ({"--num_samples": -3}, "--num_samples=-3; expected an integer ≥ 1"),
@@ -455,7 +455,7 @@ def test_files_that_are_not_regular_are_refused_before_reading(quick_run, tmp_pa
     output = tmp_path / "out"
     with _FifoUnblocker(path) if kind == "FIFO" else contextlib.nullcontext():
         message = call(*command_args(command, path, tmp_path, quick_run[0]))
-    assert_refused(message, re.escape(path), SPECIAL_KINDS[kind], "expected a regular CSV file")
+    assert_refused(message, re.escape(path), SPECIAL_KINDS[kind], "expected a regular CSV")
     assert not output.exists()
 
 
@@ -474,7 +474,7 @@ def test_predict_overwrite_replaces_an_existing_output(quick_run, momenta_csv, t
         ("--sample_size=0", "--sample_size=0; expected an integer ≥ 1"),
         ("--sample_size=ten", "flag --sample_size=ten: invalid literal for int"),
         ("--seed=-1", "--seed=-1; expected an integer ≥ 0"),
-        ("--data=", "--data is required; expected a CSV file of events"),
+        ("--data=", "--data is required; expected a CSV or Parquet file of events"),
         ("--position_columns=cx,cy", "--position_columns has 2 names"),
         ("--momentum_columns=" + ",".join(data.POSITION_COLUMNS), "share"),
         ("--momentum_columns=" + ",".join(f"q{i}" for i in range(9)), r"lacks columns \['q0'"),
@@ -488,9 +488,9 @@ def test_bad_check_data_flags(events_csv, flag, message):
 @pytest.mark.parametrize(
     "flag, message",
     [
-        ("--output=", "--output is required; expected a CSV path"),
+        ("--output=", "--output is required; expected a CSV or Parquet path"),
         ("--output={events}", "is the input file; choose another path"),
-        ("--output={tmp}", "is a folder; expected a CSV file path"),
+        ("--output={tmp}", "is a folder; expected a CSV or Parquet"),
         ("--output={tmp}/existing.csv", "exists; pass --overwrite to replace it"),
         ("--output={tmp}/missing/out.csv", "folder '.*missing' is missing"),
         ("--data=", "--data is required"),
@@ -522,7 +522,7 @@ def test_bad_align_flags(events_csv, tmp_path, flag, message):
             r"--detector_momentum_resolution=1.0; expected a number in \[0, 1\)",
         ),
         ("--orientation=tilted", "flag --orientation=tilted: value should be one of"),
-        ("--output={tmp}", "is a folder; expected a CSV file path"),
+        ("--output={tmp}", "is a folder; expected a CSV or Parquet"),
         ("--output={tmp}/existing.csv", "exists; pass --overwrite"),
         ("--output=", "--output is required"),
     ],

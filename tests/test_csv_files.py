@@ -203,8 +203,8 @@ def test_data_files_path_glob_and_list(shards, tmp_path):
 @pytest.mark.parametrize(
     "spec, message",
     [
-        ("{folder}/nothing-*.csv", "matches no file; expected CSV files"),
-        ("{folder}", "is a directory; expected a regular CSV file"),
+        ("{folder}/nothing-*.csv", "matches no file; expected CSV or Parquet files"),
+        ("{folder}", "is a directory; expected a regular CSV or Parquet file"),
         ("{folder}/part-00.csv,{folder}/part-0*.csv", "more than once"),
         (" , ", "names no file"),
     ],

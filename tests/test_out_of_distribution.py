@@ -158,7 +158,8 @@ def test_predict_flags_scaled_momenta_and_writes_histograms(
     assert call("predict", *args, f"--input={measured}", f"--histograms={tmp_path / 'h'}") is None
     printed = capsys.readouterr().out
     written = pd.read_csv(tmp_path / "in.csv")
-    assert list(written.columns) == [*OCS_COLUMNS, *GEOMETRY, "out_of_distribution"]
+    kept = list(data.MOMENTUM_COLUMNS)  # the input's columns first
+    assert list(written.columns) == [*kept, *OCS_COLUMNS, *GEOMETRY, "out_of_distribution"]
     flagged = int(written["out_of_distribution"].sum())
     # The model's own events (70 % of them its training sample): few flagged (measured 0 of 600).
     assert flagged <= 6

@@ -71,8 +71,10 @@ def test_predict_writes_positions_in_input_order(quick_run, events_csv, tmp_path
     )
     assert result.returncode == 0, result.stderr[-2000:]
     predicted = pd.read_csv(output)
-    # The positions first, as before; the geometry and the flag appended after them.
-    assert list(predicted.columns) == [*data.POSITION_COLUMNS, *GEOMETRY_AND_FLAG]
+    # The input's columns as they were (momenta reversed, event_id), then the positions, then
+    # the geometry and the flag.
+    kept = [*list(data.MOMENTUM_COLUMNS)[::-1], "event_id"]
+    assert list(predicted.columns) == [*kept, *data.POSITION_COLUMNS, *GEOMETRY_AND_FLAG]
     assert len(predicted) == 25
     # Row order: the same event predicted alone through the SavedModel's decoder at the
     # latent mean lies close to its row in the file (sampling spread is small).
@@ -101,7 +103,13 @@ def test_predict_with_samples_writes_mean_and_spread(quick_run, events_csv, tmp_
     assert result.returncode == 0, result.stderr[-2000:]
     predicted = pd.read_csv(output)
     std_columns = [f"{name}_std" for name in data.POSITION_COLUMNS]
-    assert list(predicted.columns) == [*data.POSITION_COLUMNS, *std_columns, *GEOMETRY_AND_FLAG]
+    kept = [*list(data.MOMENTUM_COLUMNS)[::-1], "event_id"]
+    assert list(predicted.columns) == [
+        *kept,
+        *data.POSITION_COLUMNS,
+        *std_columns,
+        *GEOMETRY_AND_FLAG,
+    ]
     assert (predicted[std_columns].to_numpy() > 0).all()
 
 
@@ -215,7 +223,7 @@ def test_predict_refuses_an_output_the_disk_cannot_hold(
         model_dir=str(run_dir), input=str(input_path), output=str(tmp_path / "out.csv")
     )
     monkeypatch.setattr(shutil, "disk_usage", lambda path: free)
-    with pytest.raises(UserInputError, match=r"25 events × 13 columns need about 0\.00 GB"):
+    with pytest.raises(UserInputError, match=r"25 events × 23 columns need about 0\.00 GB"):
         prediction.predict_file(config)
     assert not (tmp_path / "out.csv").exists()
 

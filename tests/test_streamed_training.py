@@ -98,7 +98,7 @@ def test_streaming_refusals(shard_glob, tmp_path):
     )
     assert message.startswith("--align_positions needs the data in memory")
     message = call("train", *common, f"--data={tmp_path}/none-*.csv")
-    assert "matches no file; expected CSV files" in message
+    assert "matches no file; expected CSV or Parquet files" in message
     message = call("train", *common, f"--data={shard_glob}", "--shuffle_buffer=0")
     assert message == "--shuffle_buffer=0; expected an integer ≥ 1"
     assert list(tmp_path.iterdir()) == []  # nothing written
