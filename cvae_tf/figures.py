@@ -200,7 +200,8 @@ def posterior_samples_figure(
         return figure
     magnification = _magnification(true_positions, draws)
     shown = f"deviations from the truth ×{magnification:g}" if magnification > 1 else "true scale"
-    figure.suptitle(f"Posterior samples ({len(draws)} per event; {shown})")
+    # Two lines: one panel is too narrow for the whole title on one.
+    figure.suptitle(f"Posterior samples, {len(draws)} per event\n({shown})")
     colours = [f"C{index % 10}" for index in range(fragments.num_fragments)]
     for axes, event, truth, samples in zip(
         _grid(figure, count, columns),
