@@ -8,7 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from cvae_tf import config, csv_files, simulator
+# First, before anything imports TensorFlow: importing cli sets the commands' environment
+# (TF_CPP_MIN_LOG_LEVEL, TF_ENABLE_ONEDNN_OPTS), so that this process and every subprocess it
+# starts compute as the commands do; in-process runs are compared bit for bit with commands.
+from cvae_tf import (
+    cli,  # noqa: F401  (imported for its environment)
+    config,
+    csv_files,
+    simulator,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 

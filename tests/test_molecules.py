@@ -82,8 +82,10 @@ def test_predict_on_five_fragment_momenta_writes_the_molecule_columns(
     )
     assert result.returncode == 0, result.stderr[-2000:]
     predicted = pd.read_csv(tmp_path / "positions.csv")
-    assert list(predicted.columns[:15]) == CHBRCLF_COLUMNS
+    # The input's columns first, kept as they were, then the molecule's position columns.
+    assert list(predicted.columns[:30]) == list(momenta.columns) + CHBRCLF_COLUMNS
     assert len(predicted) == 50
+    assert {"r_ch", "r_cbr", "angle_clcf", "out_of_distribution"} <= set(predicted.columns)
 
 
 def test_ocs_data_is_refused_by_a_five_fragment_training_in_one_line(events_csv, tmp_path):
