@@ -78,7 +78,7 @@ def inference_speed(defaults, positions, momenta) -> float:
 def main(argv: list[str]) -> None:
     """Prints events/s for both execution settings and for SavedModel inference."""
     del argv  # Unused.
-    defaults = config.TrainConfig()
+    defaults = config.validate(config.TrainConfig())  # resolves the molecule (OCS)
     optimization = defaults.optimization
     positions, momenta = simulator.simulate_events(
         simulator.SimulationConfig(flags.FLAGS.num_events, seed=1)
