@@ -54,8 +54,8 @@ class EpochTimer(keras.callbacks.Callback):
         self.seconds.append(time.perf_counter() - self._started)
 
 
-def project_seconds(defaults, positions, momenta, epochs: int) -> list[float]:
-    """Each epoch's seconds of the project's training path: a run's model, compile and fit."""
+def project_seconds(defaults, positions, momenta, epochs: int) -> tuple[list[float], float]:
+    """Each epoch's seconds of the project's training path, and the last epoch's mean loss."""
     optimization = defaults.optimization
     cvae = training.build_model(defaults, positions, momenta)
     cvae.compile(
@@ -64,17 +64,17 @@ def project_seconds(defaults, positions, momenta, epochs: int) -> list[float]:
         jit_compile=optimization.jit_compile,
     )
     timer = EpochTimer()
-    cvae.fit(
+    history = cvae.fit(
         **fit_inputs.training_inputs(momenta, positions, optimization.batch_size, defaults),
         epochs=epochs,
         callbacks=[callbacks.LatentStatisticsReset(), timer],
         verbose=0,
     )
-    return timer.seconds
+    return timer.seconds, history.history["loss"][-1]
 
 
-def torch_seconds(events_file: Path, epochs: int) -> tuple[list[float], str]:
-    """Each epoch's seconds of the PyTorch loop, and torch's version."""
+def torch_seconds(events_file: Path, epochs: int) -> tuple[list[float], float, str]:
+    """Each epoch's seconds of the PyTorch loop, its last batch's loss, and torch's version."""
     result = subprocess.run(
         [flags.FLAGS.torch_python, str(TORCH_LOOP), str(events_file), str(epochs)],
         capture_output=True,
@@ -82,7 +82,7 @@ def torch_seconds(events_file: Path, epochs: int) -> tuple[list[float], str]:
         check=True,
     )
     report = json.loads(result.stdout.strip().splitlines()[-1])
-    return report["seconds"], report["torch"]
+    return report["seconds"], report["loss"], report["torch"]
 
 
 def main(argv: list[str]) -> None:
@@ -129,8 +129,8 @@ def main(argv: list[str]) -> None:
             **statistics_arrays,
         )
         for round_index in range(flags.FLAGS.rounds):
-            ours = project_seconds(defaults, positions, momenta, epochs)
-            theirs, torch_version = torch_seconds(events_file, epochs)
+            ours, our_loss = project_seconds(defaults, positions, momenta, epochs)
+            theirs, their_loss, torch_version = torch_seconds(events_file, epochs)
             rates["project"].append(len(momenta) / statistics.median(ours[1:]))
             rates["torch"].append(len(momenta) / statistics.median(theirs[1:]))
             print(
@@ -138,7 +138,8 @@ def main(argv: list[str]) -> None:
                 f"{optimization.steps_per_execution}, XLA {optimization.jit_compile}) "
                 f"{rates['project'][-1]:>9,.0f} events/s, PyTorch {torch_version} eager "
                 f"{rates['torch'][-1]:>9,.0f} events/s: "
-                f"{rates['project'][-1] / rates['torch'][-1]:.2f}×"
+                f"{rates['project'][-1] / rates['torch'][-1]:.2f}× (final loss {our_loss:.2f} "
+                f"against {their_loss:.2f} nats)"
             )
     ratios = [ours / theirs for ours, theirs in zip(rates["project"], rates["torch"], strict=True)]
     ratio = statistics.median(ratios)

@@ -7,7 +7,7 @@ MLPs (exact gelu, keras' default), the Gaussian decoder's softly floored log-var
 weighting, β·KL, the hybrid term decoding z from the running latent distribution, Adam.
 
 Run: python benchmarks/torch_cvae.py DATA.npz EPOCHS — prints one JSON line with each epoch's
-seconds (the first one included: the caller drops it as the warm-up).
+seconds (the first one included: the caller drops it as the warm-up) and the last batch's loss.
 """
 
 import json
@@ -137,8 +137,8 @@ class CVAE(nn.Module):
         return loss
 
 
-def epoch_seconds(path: str, epochs: int, batch_size: int = 256) -> list[float]:
-    """Trains on the file's tables; each epoch's wall-clock seconds."""
+def epoch_seconds(path: str, epochs: int, batch_size: int = 256) -> tuple[list[float], float]:
+    """Trains on the file's tables; each epoch's wall-clock seconds and the last batch's loss."""
     data = np.load(path)
     momenta = torch.from_numpy(data["momenta"].astype(np.float32))
     positions = torch.from_numpy(data["positions"].astype(np.float32))
@@ -161,9 +161,9 @@ def epoch_seconds(path: str, epochs: int, batch_size: int = 256) -> list[float]:
         if not math.isfinite(loss.item()):
             raise FloatingPointError(f"the PyTorch loss diverged: {loss.item()}")
         seconds.append(time.perf_counter() - started)
-    return seconds
+    return seconds, loss.item()
 
 
 if __name__ == "__main__":
-    seconds = epoch_seconds(sys.argv[1], int(sys.argv[2]))
-    print(json.dumps({"seconds": seconds, "torch": torch.__version__}))
+    seconds, loss = epoch_seconds(sys.argv[1], int(sys.argv[2]))
+    print(json.dumps({"seconds": seconds, "loss": loss, "torch": torch.__version__}))
