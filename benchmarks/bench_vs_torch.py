@@ -7,6 +7,9 @@ virtualenv with benchmarks/requirements-torch.txt, so PyTorch never enters the p
 environment. The two alternate `--rounds` times in one run, a fresh model each time; each
 round's figure is the median of its epochs after a warm-up epoch (XLA compilation, PyTorch's
 first allocations), and the ratio is the median of the rounds' ratios: fair on a shared machine.
+PyTorch's OpenMP threads wait for each other at every operation, so on a machine whose cores
+other work also uses its figure can collapse (to a tenth and below, seen here); `--threads=1`
+compares the two frameworks one core each, free of that.
 
 Run from the repository root:
   python -m benchmarks.bench_vs_torch --torch_python=/tmp/torch_venv/bin/python
@@ -21,6 +24,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import tensorflow as tf
 from absl import app, flags
 
 from cvae_tf import callbacks, config, data, fit_inputs, preprocessing, simulator, training
@@ -35,6 +39,12 @@ flags.DEFINE_integer(
     "epochs", 4, "Timed epochs per round and contender, after one warm-up. Default: 4."
 )
 flags.DEFINE_integer("rounds", 3, "Times the two contenders alternate. Default: 3.")
+flags.DEFINE_integer(
+    "threads",
+    0,
+    "Threads of each framework's operations (TensorFlow's intra-op pool, torch.set_num_threads); "
+    "0 = each framework's default (every core). Default: 0.",
+)
 flags.mark_flag_as_required("torch_python")
 
 TORCH_LOOP = Path(__file__).with_name("torch_cvae.py")
@@ -76,7 +86,13 @@ def project_seconds(defaults, positions, momenta, epochs: int) -> tuple[list[flo
 def torch_seconds(events_file: Path, epochs: int) -> tuple[list[float], float, str]:
     """Each epoch's seconds of the PyTorch loop, its last batch's loss, and torch's version."""
     result = subprocess.run(
-        [flags.FLAGS.torch_python, str(TORCH_LOOP), str(events_file), str(epochs)],
+        [
+            flags.FLAGS.torch_python,
+            str(TORCH_LOOP),
+            str(events_file),
+            str(epochs),
+            str(flags.FLAGS.threads),
+        ],
         capture_output=True,
         text=True,
         check=True,
@@ -88,6 +104,9 @@ def torch_seconds(events_file: Path, epochs: int) -> tuple[list[float], float, s
 def main(argv: list[str]) -> None:
     """Prints each round's events/s of both, their medians and the median ratio."""
     del argv  # Unused.
+    if flags.FLAGS.threads:  # before TensorFlow's runtime starts
+        tf.config.threading.set_intra_op_parallelism_threads(flags.FLAGS.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(flags.FLAGS.threads)
     defaults = config.validate(config.TrainConfig())  # resolves the molecule (OCS)
     model, optimization = defaults.model, defaults.optimization
     positions, momenta = simulator.simulate_events(
@@ -104,7 +123,8 @@ def main(argv: list[str]) -> None:
         f"Default CVAE ({model.hidden_dim}×2^i, {model.num_layers} layers, {model.activation}, "
         f"frame {model.frame}, prior_weight {model.prior_weight}, nll_beta {model.nll_beta}), "
         f"{len(momenta)} events, batch {optimization.batch_size}, Adam "
-        f"{optimization.learning_rate}; median of {flags.FLAGS.epochs} epochs after a warm-up:"
+        f"{optimization.learning_rate}, threads {flags.FLAGS.threads or 'default'}; median of "
+        f"{flags.FLAGS.epochs} epochs after a warm-up:"
     )
     rates = {"project": [], "torch": []}
     with tempfile.TemporaryDirectory() as folder:

@@ -6,8 +6,9 @@ default flags: the momentum-frame rotation and normalization per batch, encoder 
 MLPs (exact gelu, keras' default), the Gaussian decoder's softly floored log-variance, β-NLL
 weighting, β·KL, the hybrid term decoding z from the running latent distribution, Adam.
 
-Run: python benchmarks/torch_cvae.py DATA.npz EPOCHS — prints one JSON line with each epoch's
-seconds (the first one included: the caller drops it as the warm-up) and the last batch's loss.
+Run: python benchmarks/torch_cvae.py DATA.npz EPOCHS [THREADS] — prints one JSON line with each
+epoch's seconds (the first one included: the caller drops it as the warm-up) and the last
+batch's loss. THREADS (0: torch's default) sets torch.set_num_threads.
 """
 
 import json
@@ -165,5 +166,7 @@ def epoch_seconds(path: str, epochs: int, batch_size: int = 256) -> tuple[list[f
 
 
 if __name__ == "__main__":
+    if len(sys.argv) > 3 and int(sys.argv[3]):
+        torch.set_num_threads(int(sys.argv[3]))
     seconds, loss = epoch_seconds(sys.argv[1], int(sys.argv[2]))
     print(json.dumps({"seconds": seconds, "loss": loss, "torch": torch.__version__}))
