@@ -13,11 +13,15 @@ Run from the repository root: python -m benchmarks.bench_serve [--compare_xla]
 """
 
 import itertools
+import os
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
+import cvae_tf  # noqa: F401  (first: its TF_ENABLE_ONEDNN_OPTS default applies, as in a run)
+
+# isort: split
 import keras
 import numpy as np
 import tensorflow as tf
@@ -120,7 +124,7 @@ def main(argv: list[str]) -> None:
     print(
         f"Default CVAE SavedModel, median of {flags.FLAGS.rounds} rounds × {flags.FLAGS.repeats} "
         f"calls; decoder matmuls {'→'.join(map(str, widths))}: {flops_per_event / 1e6:.3f} "
-        "MFLOP per event"
+        f"MFLOP per event; TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS')}"
     )
     for (name, batch_size), values in rates.items():
         where = f"batch {batch_size:>6}" if batch_size else "one call    "

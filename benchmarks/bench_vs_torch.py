@@ -16,12 +16,16 @@ Run from the repository root:
 """
 
 import json
+import os
 import statistics
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
+import cvae_tf  # noqa: F401  (first: its TF_ENABLE_ONEDNN_OPTS default applies, as in a run)
+
+# isort: split
 import keras
 import numpy as np
 import tensorflow as tf
@@ -124,7 +128,8 @@ def main(argv: list[str]) -> None:
         f"frame {model.frame}, prior_weight {model.prior_weight}, nll_beta {model.nll_beta}), "
         f"{len(momenta)} events, batch {optimization.batch_size}, Adam "
         f"{optimization.learning_rate}, threads {flags.FLAGS.threads or 'default'}; median of "
-        f"{flags.FLAGS.epochs} epochs after a warm-up:"
+        f"{flags.FLAGS.epochs} epochs after a warm-up; TF_ENABLE_ONEDNN_OPTS="
+        f"{os.environ.get('TF_ENABLE_ONEDNN_OPTS')}:"
     )
     rates = {"project": [], "torch": []}
     with tempfile.TemporaryDirectory() as folder:
