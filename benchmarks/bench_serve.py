@@ -37,10 +37,9 @@ flags.DEFINE_integer("rounds", 3, "Times the contenders alternate. Default: 3.")
 flags.DEFINE_bool("compare_xla", False, "Also time XLA-compiled endpoints. Default: false.")
 
 
-def decoder_widths(defaults) -> list[int]:
-    """The default decoder's matmul widths: z ‖ momenta, the hidden layers, both heads."""
+def decoder_widths(defaults, features: int) -> list[int]:
+    """The decoder's matmul widths: z ‖ momenta, the hidden layers, both heads."""
     sizes = model.hidden_layer_sizes(defaults.model.hidden_dim, defaults.model.num_layers)
-    features = 9
     return [defaults.model.latent_dim + features, *sizes[::-1], 2 * features]
 
 
@@ -95,7 +94,7 @@ def main(argv: list[str]) -> None:
     positions = data.to_table(positions).astype(np.float32)
     momenta = data.to_table(momenta).astype(np.float32)
     cvae = training.build_model(defaults, positions, momenta)
-    widths = decoder_widths(defaults)
+    widths = decoder_widths(defaults, cvae.num_features)
     flops_per_event = sum(2 * rows * columns for rows, columns in itertools.pairwise(widths))
     chain = matmul_chain(widths)
     square = tf.constant(np.random.default_rng(1).normal(size=(4096, 4096)).astype(np.float32))
@@ -106,14 +105,16 @@ def main(argv: list[str]) -> None:
         serving = export.load_saved_model(Path(folder) / "saved_model")
         contenders = {
             "serve": serving.serve,
-            "decode": lambda batch: serving.decode(batch, np.zeros((len(batch), 4), np.float32)),
+            "decode": lambda batch: serving.decode(
+                batch, np.zeros((len(batch), cvae.latent_dim), np.float32)
+            ),
         }
         if flags.FLAGS.compare_xla:
             with_xla = xla_export(cvae, Path(folder) / "xla")  # held: .serve needs its object
             contenders["serve, XLA"] = with_xla.serve
         for _ in range(flags.FLAGS.rounds):
             for batch_size in (int(size) for size in flags.FLAGS.batch_sizes):
-                batch = np.resize(momenta, (batch_size, 9))
+                batch = np.resize(momenta, (batch_size, cvae.num_features))
                 features = tf.constant(np.resize(momenta, (batch_size, widths[0])))
                 for name, function in {**contenders, "matmuls alone": chain}.items():
                     argument = features if name == "matmuls alone" else batch
