@@ -6,11 +6,15 @@ Compares keras' per-batch execution (steps_per_execution=1, no XLA) with the def
 Run from the repository root: python -m benchmarks.bench_training [--num_events=35000]
 """
 
+import os
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
+import cvae_tf  # noqa: F401  (first: its TF_ENABLE_ONEDNN_OPTS default applies, as in a run)
+
+# isort: split
 import keras
 import numpy as np
 from absl import app, flags
@@ -78,7 +82,7 @@ def inference_speed(defaults, positions, momenta) -> float:
 def main(argv: list[str]) -> None:
     """Prints events/s for both execution settings and for SavedModel inference."""
     del argv  # Unused.
-    defaults = config.TrainConfig()
+    defaults = config.validate(config.TrainConfig())  # resolves the molecule (OCS)
     optimization = defaults.optimization
     positions, momenta = simulator.simulate_events(
         simulator.SimulationConfig(flags.FLAGS.num_events, seed=1)
@@ -88,7 +92,8 @@ def main(argv: list[str]) -> None:
     print(
         f"Default CVAE ({defaults.model.hidden_dim}×2^i, {defaults.model.num_layers} layers, "
         f"frame {defaults.model.frame}), {len(momenta)} events, batch "
-        f"{defaults.optimization.batch_size}:"
+        f"{defaults.optimization.batch_size}, TF_ENABLE_ONEDNN_OPTS="
+        f"{os.environ.get('TF_ENABLE_ONEDNN_OPTS')}:"
     )
     before = training_speed(defaults, positions, momenta, 1, False)
     print(f"  training, keras per-batch (steps_per_execution=1, no XLA): {before:>9,.0f} events/s")
