@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import cvae_tf  # noqa: F401  (first: its TF_ENABLE_ONEDNN_OPTS default applies, as in a run)
+from cvae_tf import cli  # noqa: F401  (first: the commands' TensorFlow environment, as in a run)
 
 # isort: split
 import keras

@@ -12,13 +12,14 @@ import tempfile
 import time
 from pathlib import Path
 
-import cvae_tf  # noqa: F401  (first: its TF_ENABLE_ONEDNN_OPTS default applies, as in a run)
+from cvae_tf import cli  # noqa: F401  (first: the commands' TensorFlow environment, as in a run)
 
 # isort: split
 import keras
 import numpy as np
 from absl import app, flags
 
+from benchmarks.timing import EpochTimer
 from cvae_tf import callbacks, config, data, export, simulator, training
 
 flags.DEFINE_integer(
@@ -27,20 +28,6 @@ flags.DEFINE_integer(
 flags.DEFINE_integer("epochs", 5, "Timed epochs per setting, after one warm-up epoch. Default: 5.")
 flags.DEFINE_integer("repeats", 7, "Timed SavedModel calls; the median is reported. Default: 7.")
 flags.DEFINE_integer("inference_batch", 8192, "Events per SavedModel call. Default: 8192.")
-
-
-class EpochTimer(keras.callbacks.Callback):
-    """Wall-clock seconds of each epoch."""
-
-    def __init__(self):
-        super().__init__()
-        self.seconds = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._started = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(time.perf_counter() - self._started)
 
 
 def training_speed(defaults, positions, momenta, steps_per_execution, jit_compile) -> float:

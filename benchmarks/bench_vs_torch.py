@@ -20,10 +20,9 @@ import os
 import statistics
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
-import cvae_tf  # noqa: F401  (first: its TF_ENABLE_ONEDNN_OPTS default applies, as in a run)
+from cvae_tf import cli  # noqa: F401  (first: the commands' TensorFlow environment, as in a run)
 
 # isort: split
 import keras
@@ -31,6 +30,7 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
+from benchmarks.timing import EpochTimer
 from cvae_tf import callbacks, config, data, fit_inputs, preprocessing, simulator, training
 
 flags.DEFINE_string(
@@ -52,20 +52,6 @@ flags.DEFINE_integer(
 flags.mark_flag_as_required("torch_python")
 
 TORCH_LOOP = Path(__file__).with_name("torch_cvae.py")
-
-
-class EpochTimer(keras.callbacks.Callback):
-    """Wall-clock seconds of each epoch."""
-
-    def __init__(self):
-        super().__init__()
-        self.seconds = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._started = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(time.perf_counter() - self._started)
 
 
 def project_seconds(defaults, positions, momenta, epochs: int) -> tuple[list[float], float]:

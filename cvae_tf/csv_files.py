@@ -414,15 +414,6 @@ def _first_long_row(path: str | os.PathLike, num_columns: int) -> str:
     return f"a data row has more cells than the header's {num_columns} names"
 
 
-def load_events(
-    path: str | os.PathLike,
-    position_columns: Sequence[str] = POSITION_COLUMNS,
-    momentum_columns: Sequence[str] = MOMENTUM_COLUMNS,
-) -> data.Events:
-    """Reads positions (bohr) and momenta (a.u.) from a CSV, any column order, by column name."""
-    return data.events_from_columns(read_columns(path, [*position_columns, *momentum_columns]))
-
-
 def data_files(spec: str) -> tuple[Path, ...]:
     """The files that `--data` names: a path, a glob of shards, or a comma-separated list.
 

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cvae_tf import csv_files, data, run_folder
+from cvae_tf import csv_files, data, event_files, run_folder
 from tests.commands import call
 
 COLUMNS = [*data.POSITION_COLUMNS, *data.MOMENTUM_COLUMNS]
@@ -164,7 +164,7 @@ def reformatted(events_csv, tmp_path, *, bom=False, quoted=False, spaced=False, 
 def test_spreadsheet_habits_are_read(events_csv, tmp_path, habit):
     path = reformatted(events_csv, tmp_path, **habit)
     np.testing.assert_array_equal(
-        csv_files.load_events(path).momenta, csv_files.load_events(events_csv).momenta
+        event_files.load_events(path).momenta, event_files.load_events(events_csv).momenta
     )
     assert call("check_data", f"--data={path}", "--sample_size=50") is None
 

@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from cvae_tf import csv_files, data, simulator
+from cvae_tf import csv_files, data, event_files, simulator
 from cvae_tf.errors import UserInputError
 
 COLUMNS = [*data.POSITION_COLUMNS, *data.MOMENTUM_COLUMNS]
@@ -31,7 +31,7 @@ def table_csv(tmp_path, rows=4, columns=COLUMNS, name="events.csv"):
 def test_reads_columns_by_name_in_any_order(tmp_path):
     shuffled = COLUMNS[::-1]
     path, values = table_csv(tmp_path, columns=shuffled)
-    events = csv_files.load_events(path)
+    events = event_files.load_events(path)
     by_name = dict(zip(shuffled, values.T, strict=True))
     np.testing.assert_array_equal(events.positions[:, 0, 0], by_name["cx"])
     np.testing.assert_array_equal(events.positions[:, 2, 1], by_name["sy"])
@@ -43,7 +43,7 @@ def test_custom_column_names_and_surrounding_white_space(tmp_path):
     names = [f"r{i}" for i in range(9)] + [f"p{i}" for i in range(9)]
     header = ", ".join(names)
     path = write(tmp_path / "custom.csv", header + "\n" + ", ".join(["1"] * 18) + "\n")
-    events = csv_files.load_events(path, names[:9], names[9:])
+    events = event_files.load_events(path, names[:9], names[9:])
     assert events.positions.shape == (1, 3, 3)
 
 
@@ -52,7 +52,7 @@ def test_write_then_read_round_trip(tmp_path):
     positions, momenta = rng.normal(size=(5, 3, 3)), rng.normal(size=(5, 3, 3)) * 200
     path = tmp_path / "round.csv"
     csv_files.write_events_csv(path, positions, momenta)
-    events = csv_files.load_events(path)
+    events = event_files.load_events(path)
     np.testing.assert_allclose(events.positions, positions, rtol=1e-11)
     np.testing.assert_allclose(events.momenta, momenta, rtol=1e-11)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary left
@@ -74,7 +74,7 @@ def test_write_then_read_round_trip(tmp_path):
 def test_unreadable_files(tmp_path, make, message):
     path = make(tmp_path)
     with pytest.raises(UserInputError, match=message) as error:
-        csv_files.load_events(path)
+        event_files.load_events(path)
     assert str(path) in str(error.value)
     assert "\n" not in str(error.value)
 
@@ -82,13 +82,13 @@ def test_unreadable_files(tmp_path, make, message):
 def test_missing_columns_are_listed_with_the_columns_found(tmp_path):
     path, _ = table_csv(tmp_path, columns=[c for c in COLUMNS if c not in ("cy", "psz")])
     with pytest.raises(UserInputError, match=r"lacks columns \['cy', 'psz'\]; columns found: \["):
-        csv_files.load_events(path)
+        event_files.load_events(path)
 
 
 def test_duplicate_columns(tmp_path):
     path, _ = table_csv(tmp_path, columns=[*COLUMNS, "cx"])
     with pytest.raises(UserInputError, match=r"duplicate column names \['cx'\]"):
-        csv_files.load_events(path)
+        event_files.load_events(path)
 
 
 def test_non_numeric_cell_names_column_and_row(tmp_path):
@@ -99,7 +99,7 @@ def test_non_numeric_cell_names_column_and_row(tmp_path):
     lines[3] = ",".join(cells)
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(UserInputError, match=r"column 'pox' .*'abc' in data row 3 \(line 4\)"):
-        csv_files.load_events(path)
+        event_files.load_events(path)
 
 
 @pytest.mark.parametrize("bad", ["nan", "inf", "-inf", ""])
@@ -114,14 +114,14 @@ def test_nan_and_infinite_values_name_the_rows(tmp_path, bad):
     with pytest.raises(
         UserInputError, match=r"NaN or infinite values in data rows 2, 5 \(first in column 'oy'\);"
     ):
-        csv_files.load_events(path)
+        event_files.load_events(path)
 
 
 def test_ragged_row(tmp_path):
     path, _ = table_csv(tmp_path)
     path.write_text(path.read_text() + ",".join(["1"] * 20) + "\n")
     with pytest.raises(UserInputError, match="not a well-formed CSV"):
-        csv_files.load_events(path)
+        event_files.load_events(path)
 
 
 @pytest.mark.parametrize(
@@ -131,7 +131,7 @@ def test_another_separator_is_named(tmp_path, separator, named):
     path, _ = table_csv(tmp_path)
     path.write_text(path.read_text().replace(",", separator))
     with pytest.raises(UserInputError) as error:
-        csv_files.load_events(path)
+        event_files.load_events(path)
     assert f"has a single column {repr('cx' + separator + 'cy')[:-1]}" in str(error.value)
     assert f"looks separated by {named}" in str(error.value)
     assert str(error.value).endswith("expected comma-separated values")
@@ -142,7 +142,7 @@ def test_byte_order_mark_quotes_spaces_and_trailing_empty_lines_are_read(tmp_pat
     header, *rows = path.read_text().splitlines()
     quoted = [", ".join(f'"{cell}"' for cell in line.split(",")) for line in [header, *rows]]
     path.write_text("\ufeff" + "\r\n".join(quoted) + "\r\n\r\n\n   \n")
-    events = csv_files.load_events(path)
+    events = event_files.load_events(path)
     np.testing.assert_array_equal(data.to_table(events.positions), values[:, :9])
     np.testing.assert_array_equal(data.to_table(events.momenta), values[:, 9:])
 
@@ -155,13 +155,13 @@ def test_magnitudes_beyond_float32_squares_are_refused_with_column_and_row(tmp_p
     lines[4] = ",".join(cells)
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(UserInputError) as error:
-        csv_files.load_events(path)
+        event_files.load_events(path)
     assert str(error.value) == (
         f"data file '{path}' column 'psy' has the value -1e+300 in data row 4 (line 5), beyond "
         "±1e+18; expected positions in bohr and momenta in a.u. (the model computes in float32)"
     )
     path.write_text(path.read_text().replace("-1e300", "-1e17"))  # large, but squares fit
-    assert csv_files.load_events(path).momenta.min() == -1e17
+    assert event_files.load_events(path).momenta.min() == -1e17
 
 
 def test_an_extra_cell_in_the_first_data_row_is_refused_not_dropped(tmp_path):
@@ -170,16 +170,16 @@ def test_an_extra_cell_in_the_first_data_row_is_refused_not_dropped(tmp_path):
     header, first, *rest = path.read_text().splitlines()
     path.write_text("\n".join([header, first + ",99", *rest]) + "\n")
     with pytest.raises(UserInputError, match=r"data row 1 \(line 2\) has 19 cells, the header 18"):
-        csv_files.load_events(path)
+        event_files.load_events(path)
 
 
 def test_numbers_with_stray_spaces_are_read_and_named_junk_is_not(tmp_path):
     path, values = table_csv(tmp_path)
     path.write_text(path.read_text().replace(",2,", ",2 ,", 1))
-    np.testing.assert_array_equal(csv_files.load_events(path).positions[0, 0], values[0, :3])
+    np.testing.assert_array_equal(event_files.load_events(path).positions[0, 0], values[0, :3])
     path.write_text(path.read_text().replace(",2 ,", ",2 x,", 1))
     with pytest.raises(UserInputError, match=r"column 'cy' has a non-numeric value '2 x'"):
-        csv_files.load_events(path)
+        event_files.load_events(path)
 
 
 def test_written_files_get_the_usual_permissions_not_mkstemps_private_ones(tmp_path):

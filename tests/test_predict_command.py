@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cvae_tf import csv_files, data, export, prediction
+from cvae_tf import data, event_files, export, prediction
 from cvae_tf.errors import UserInputError
 from tests.conftest import REPO
 
@@ -34,7 +34,7 @@ def test_saved_model_matches_the_in_memory_model_for_the_same_latents(quick_run,
     run_dir, _ = quick_run
     cvae = keras.models.load_model(run_dir / "model.keras")
     serving = export.load_saved_model(run_dir / export.SAVED_MODEL_DIR)
-    momenta = data.to_table(csv_files.load_events(events_csv).momenta[:40]).astype(np.float32)
+    momenta = data.to_table(event_files.load_events(events_csv).momenta[:40]).astype(np.float32)
     latent = np.random.default_rng(0).normal(size=(40, cvae.latent_dim)).astype(np.float32)
     np.testing.assert_allclose(
         serving.decode(momenta, latent).numpy(),
