@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cvae_tf import csv_files, data, simulator
+from cvae_tf import data, event_files, simulator
 from tests.conftest import REPO
 from tests.frame_mismatch import frame_mismatched_events
 
@@ -35,7 +35,7 @@ def relative_forward_mismatch(positions, momenta):
 @pytest.fixture(scope="module")
 def bad_csv(events_csv, tmp_path_factory):
     """The issue's bad data set, momenta columns first, an event_id column, a spaced header."""
-    events = csv_files.load_events(events_csv)
+    events = event_files.load_events(events_csv)
     bad, _, momentum_frames, _ = frame_mismatched_events(events.positions, events.momenta)
     table = pd.DataFrame(data.to_table(bad.momenta), columns=MOMENTUM_NAMES)
     table.insert(0, "event_id", [f"run7-{row:04d}" for row in range(len(bad))])
@@ -91,8 +91,8 @@ def test_align_leaves_consistent_data_unchanged(run_command, events_csv, tmp_pat
     output = tmp_path / "aligned.csv"
     result = run_command("align", f"--data={events_csv}", f"--output={output}")
     assert result.returncode == 0, result.stderr
-    before = csv_files.load_events(events_csv)
-    after = csv_files.load_events(output)
+    before = event_files.load_events(events_csv)
+    after = event_files.load_events(output)
     np.testing.assert_allclose(after.positions, before.positions, atol=1e-8)
     np.testing.assert_array_equal(after.momenta, before.momenta)
 

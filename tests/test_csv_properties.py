@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from cvae_tf import csv_files, data, preprocessing
+from cvae_tf import csv_files, data, event_files, preprocessing
 from cvae_tf.errors import UserInputError
 from tests.models import normalization_statistics
 
@@ -51,7 +51,7 @@ def test_finite_tables_round_trip_in_any_column_order(table, order, extra):
     shuffled += [[row[i] for i in index] + (["note"] if extra else []) for row in rows]
     path = folder / "shuffled.csv"
     path.write_text("\n".join(",".join(row) for row in shuffled) + "\n")
-    for loaded in (csv_files.load_events(written), csv_files.load_events(path)):
+    for loaded in (event_files.load_events(written), event_files.load_events(path)):
         # 12 significant digits (csv_files.FLOAT_FORMAT); atol for subnormals, which hold fewer.
         np.testing.assert_allclose(loaded.positions, positions, rtol=1e-11, atol=1e-300)
         np.testing.assert_allclose(loaded.momenta, momenta, rtol=1e-11, atol=1e-300)
@@ -76,7 +76,7 @@ def three_rows_with(cell: str, row: int, column: str) -> str:
 def test_any_cell_gives_finite_numbers_or_a_one_line_user_error(cell, row, column):
     text = three_rows_with(cell, row, column)
     try:
-        events = csv_files.load_events(scratch_file(text))
+        events = event_files.load_events(scratch_file(text))
     except UserInputError as error:
         assert "\n" not in str(error)
         return
@@ -101,14 +101,14 @@ plain_junk = st.text(
 def test_junk_cells_are_always_refused(cell, row, column):
     text = three_rows_with(cell, row, column)
     with pytest.raises(UserInputError):
-        csv_files.load_events(scratch_file(text))
+        event_files.load_events(scratch_file(text))
 
 
 @FEW
 @given(content=st.binary(max_size=64))
 def test_arbitrary_bytes_never_raise_anything_but_a_user_error(content):
     try:
-        csv_files.load_events(scratch_file(content))
+        event_files.load_events(scratch_file(content))
     except UserInputError:
         pass
     else:

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 from absl import flags
 
-from cvae_tf import csv_files, data, frames, split, train
+from cvae_tf import csv_files, data, event_files, frames, split, train
 from cvae_tf.molecule import OCS
 from tests.conftest import REPO
 from tests.expected import ERROR_AND_ENERGY_METRICS
@@ -171,7 +171,7 @@ def test_normalization_is_fitted_on_the_training_split_only(quick_run, events_cs
     run_dir, _ = quick_run
     cvae = keras.models.load_model(run_dir / "model.keras")
     train_rows = np.load(run_dir / "split.npz")["train"]
-    events = csv_files.load_events(events_csv)
+    events = event_files.load_events(events_csv)
     rotations = frames.momentum_frame(events.momenta[train_rows])  # the default frame
     in_frame = np.asarray(frames.to_frame(rotations, events.positions[train_rows])).reshape(-1, 9)
     np.testing.assert_allclose(
