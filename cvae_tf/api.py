@@ -78,14 +78,11 @@ class Model:
         table = self._momenta_table(momenta)
         rng = np.random.default_rng(seed)
         means, spreads, samples = [], [], []
-        for rows in sampling.chunk_rows(len(table)):
-            chunk_means, chunk_variances = sampling.posterior_moments(
-                self._moments_once, table[rows], num_samples
-            )
-            mean, spread = sampling.mixture_summary(chunk_means, chunk_variances)
+        chunks = sampling.predictive_chunks(self._moments_once, table, num_samples, rng)
+        for _, mean, spread, draws in chunks:
             means.append(mean)
             spreads.append(spread)
-            samples.append(sampling.draw_samples(chunk_means, chunk_variances, rng, num_samples))
+            samples.append(draws[:num_samples])  # it draws at least 2, for the CRPS
         shape = (len(table), self.molecule.num_fragments, 3)
         mean = np.concatenate(means).reshape(shape) if means else np.zeros(shape)
         spread = np.concatenate(spreads).reshape(shape) if spreads else np.zeros(shape)

@@ -78,9 +78,8 @@ def geometry_errors(
             bond_lengths(predicted_positions, fragments.bonds)
             - bond_lengths(true_positions, fragments.bonds)
         )
-        for index, (i, j) in enumerate(fragments.bonds):
-            name = (fragments.labels[i] + fragments.labels[j]).lower()
-            results[f"bond_{name}_mae_bohr"] = np.mean(bond_errors[:, index])
+        for index, tag in enumerate(fragments.bond_tags):
+            results[f"bond_{tag}_mae_bohr"] = np.mean(bond_errors[:, index])
     if fragments.angles:
         angle_errors = np.abs(
             bond_angles(predicted_positions, fragments.angles)
@@ -88,9 +87,8 @@ def geometry_errors(
         )
         results["angle_mae_degrees"] = np.mean(angle_errors)
         if len(fragments.angles) > 1:
-            for index, triple in enumerate(fragments.angles):
-                name = "".join(fragments.labels[k] for k in triple).lower()
-                results[f"angle_{name}_mae_degrees"] = np.mean(angle_errors[:, index])
+            for index, tag in enumerate(fragments.angle_tags):
+                results[f"angle_{tag}_mae_degrees"] = np.mean(angle_errors[:, index])
     return results
 
 

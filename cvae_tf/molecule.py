@@ -35,6 +35,9 @@ from cvae_tf.flag_fields import option
 
 MIN_FRAGMENTS = 3
 MAX_FRAGMENTS = 8
+# A molecule file without "frame": x̂ along p₂ − p₃, ŷ from p₁ (the second and third fragments,
+# then the first), which is OCS's (O, S, C).
+DEFAULT_FRAME_FRAGMENTS = (1, 2, 0)
 AXES = ("x", "y", "z")
 ELECTRON_MASSES_PER_DALTON = 1822.888486
 
@@ -245,6 +248,16 @@ class Molecule:
         return tuple("–".join(self.labels[index] for index in triple) for triple in self.angles)
 
     @property
+    def bond_tags(self) -> tuple[str, ...]:
+        """ "co" for each bond: the lowercase labels, as column and metric names spell bonds."""
+        return tuple((self.labels[i] + self.labels[j]).lower() for i, j in self.bonds)
+
+    @property
+    def angle_tags(self) -> tuple[str, ...]:
+        """ "ocs" for each angle: the lowercase labels, vertex in the middle."""
+        return tuple("".join(self.labels[k] for k in triple).lower() for triple in self.angles)
+
+    @property
     def channel(self) -> str:
         """The charge channel as ions, e.g. "C²⁺ + O²⁺ + S²⁺"."""
         return " + ".join(
@@ -362,7 +375,7 @@ def _from_dict(values: dict, where: str) -> "Molecule":
         bond_pairs = tuple(sorted(set(bond_pairs)))
     frame = values.get("frame")
     if frame is None:
-        frame_fragments = default_frame_fragments(len(labels))
+        frame_fragments = DEFAULT_FRAME_FRAGMENTS
     else:
         if not isinstance(frame, list) or len(frame) != 3 or len(set(frame)) != 3:
             raise UserInputError(f"{where}: 'frame' must name 3 distinct fragments, got {frame!r}")
@@ -385,12 +398,6 @@ def _from_dict(values: dict, where: str) -> "Molecule":
         position_spread=values.get("position_spread", 0.0),
         name=str(values.get("name", "")),
     )
-
-
-def default_frame_fragments(count: int) -> tuple[int, int, int]:
-    """x̂ along p₂ − p₃, ŷ from p₁: the second and third fragments, then the first (OCS's rule)."""
-    del count  # The rule is the same for every size.
-    return (1, 2, 0)
 
 
 def built_in_names() -> tuple[str, ...]:

@@ -256,14 +256,10 @@ def check_histogram_folder(folder: str) -> Path | None:
 
 def geometry_columns(fragments: Molecule) -> tuple[str, ...]:
     """The bond-length columns r_<label><label> (bohr), then the angle columns angle_<labels>."""
-    lengths = [
-        f"r_{fragments.labels[i].lower()}{fragments.labels[j].lower()}" for i, j in fragments.bonds
-    ]
-    angles = [
-        "angle_" + "".join(fragments.labels[index].lower() for index in triple)
-        for triple in fragments.angles
-    ]
-    return (*lengths, *angles)
+    return (
+        *(f"r_{tag}" for tag in fragments.bond_tags),
+        *(f"angle_{tag}" for tag in fragments.angle_tags),
+    )
 
 
 def geometry(positions_table: np.ndarray, fragments: Molecule) -> np.ndarray:

@@ -27,12 +27,8 @@ def _position_group(fragments: Molecule) -> tuple[str, list[tuple[str, str, str]
             ),
             ("superposition_rmsd_bohr", "RMSD after optimal superposition", "bohr"),
             *[
-                (
-                    f"bond_{(fragments.labels[i] + fragments.labels[j]).lower()}_mae_bohr",
-                    f"{name} bond length, mean abs. error",
-                    "bohr",
-                )
-                for (i, j), name in zip(fragments.bonds, fragments.bond_names, strict=True)
+                (f"bond_{tag}_mae_bohr", f"{name} bond length, mean abs. error", "bohr")
+                for tag, name in zip(fragments.bond_tags, fragments.bond_names, strict=True)
             ],
             (
                 "angle_mae_degrees",
@@ -42,12 +38,8 @@ def _position_group(fragments: Molecule) -> tuple[str, list[tuple[str, str, str]
                 "°",
             ),
             *[
-                (
-                    f"angle_{''.join(fragments.labels[k] for k in triple).lower()}_mae_degrees",
-                    f"  {name}",
-                    "°",
-                )
-                for triple, name in zip(fragments.angles, angles, strict=True)
+                (f"angle_{tag}_mae_degrees", f"  {name}", "°")
+                for tag, name in zip(fragments.angle_tags, angles, strict=True)
                 if len(angles) > 1
             ],
         ],
