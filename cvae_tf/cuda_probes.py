@@ -26,8 +26,8 @@ PROBE_LINES = tuple(
         r"used\.$",
         # cuInit at the first device listing, below TF_CPP_MIN_LOG_LEVEL=3: without a driver
         # (303, the stub's CUDA_ERROR_SHARED_OBJECT_INIT_FAILED) or without a device (a driver
-        # but no GPU, or CUDA_VISIBLE_DEVICES=""). Any other cause is a GPU that cannot be used,
-        # and shown.
+        # but no GPU, or CUDA_VISIBLE_DEVICES=""; CUDA's name for it, not measured here). Any
+        # other cause is a GPU that cannot be used, and shown.
         r"\] failed call to cuInit: .*(?:UNKNOWN ERROR \(303\)|CUDA_ERROR_NO_DEVICE)",
         # 2.17 to 2.19, at import, GPU or not: CUDA plugins and the computation placer
         # registered twice by two of TensorFlow's libraries, harmless (tensorflow#62075).
@@ -44,6 +44,11 @@ def is_probe(line: str) -> bool:
     return any(pattern.search(line) for pattern in PROBE_LINES)
 
 
+def _flush_stderr() -> None:
+    if sys.stderr is not None:  # None under pythonw
+        sys.stderr.flush()
+
+
 def _write_all(descriptor: int, data: bytes) -> None:
     while data:
         data = data[os.write(descriptor, data) :]
@@ -56,7 +61,7 @@ def probes_kept_off_stderr() -> Iterator[None]:
     If the block raises, every captured line is written, probes included: they may be why.
     Python's own writes to sys.stderr pass through descriptor 2 as well, in their order.
     """
-    sys.stderr.flush()
+    _flush_stderr()
     try:
         saved = os.dup(2)
     except OSError:  # no descriptor 2 at all: nothing to keep anything off
@@ -69,7 +74,7 @@ def probes_kept_off_stderr() -> Iterator[None]:
             yield
             failed = False
         finally:
-            sys.stderr.flush()
+            _flush_stderr()
             os.dup2(saved, 2)
             os.close(saved)
             capture.seek(0)

@@ -182,3 +182,16 @@ def test_a_failing_tensorflow_import_shows_what_tensorflow_printed(fake_tensorfl
     assert result.returncode == 1
     assert lines[:5] == [*PROBES_2_21[:2], KEPT[1], PROBES_2_21[0], PROBES_2_21[1]]
     assert lines[-1] == ("ImportError: DLL load failed while importing _pywrap_tensorflow_internal")
+
+
+def test_the_commands_that_need_no_tensorflow_still_do_not_load_it():
+    """The hook waits for an import: simulate, check_data and align (without --model_dir) run
+    without TensorFlow's seconds of start-up."""
+    result = _stderr_of(
+        """
+        import sys
+        import cvae_tf.align, cvae_tf.check_data, cvae_tf.simulate
+        print("tensorflow" in sys.modules)
+        """
+    )
+    assert result.stdout.split() == ["False"], result.stderr
