@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 
 from absl import app, flags
 
-from cvae_tf import signals
+from cvae_tf import cuda_probes, signals
 from cvae_tf.errors import UserInputError
 
 # The commands' environment, set on importing this module, which every command imports before
@@ -18,6 +18,9 @@ from cvae_tf.errors import UserInputError
 COMMAND_ENVIRONMENT = {"TF_CPP_MIN_LOG_LEVEL": "2", "TF_ENABLE_ONEDNN_OPTS": "0"}
 for _name, _value in COMMAND_ENVIRONMENT.items():
     os.environ.setdefault(_name, _value)
+# And the GPU build's CUDA probes, printed where there is no GPU even at TF_CPP_MIN_LOG_LEVEL=3,
+# kept off stderr when TensorFlow is first imported (see cuda_probes); every other line stays.
+cuda_probes.filter_tensorflow_import()
 
 USAGE_EXIT_CODE = 2
 # The shell's codes for a command stopped by a signal: 128 + its number (130 Ctrl-C, 143 SIGTERM).

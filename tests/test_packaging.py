@@ -52,31 +52,48 @@ def test_the_console_scripts_are_the_commands(wheel):
     assert lines == expected
 
 
-def test_exactly_one_tensorflow_distribution_on_each_platform(wheel):
-    """tensorflow-cpu on x86-64 Linux and Windows, tensorflow elsewhere; no extra adds another."""
+def _requirements(wheel: zipfile.ZipFile) -> list:
     from packaging.requirements import Requirement
 
-    requires = [
+    return [
         Requirement(line.split(":", 1)[1].strip())
         for line in _dist_info(wheel, "METADATA").splitlines()
         if line.startswith("Requires-Dist:")
     ]
-    platforms = {
-        ("linux", "x86_64"): "tensorflow-cpu",
-        ("win32", "AMD64"): "tensorflow-cpu",
-        ("linux", "aarch64"): "tensorflow",
-        ("darwin", "arm64"): "tensorflow",
-        ("darwin", "x86_64"): "tensorflow",
-    }
-    for (platform, machine), expected in platforms.items():
-        for extra in ("", "dev"):
+
+
+PLATFORMS = (("linux", "x86_64"), ("win32", "AMD64"), ("linux", "aarch64"), ("darwin", "arm64"))
+
+
+def test_one_tensorflow_distribution_with_every_extra_on_every_platform(wheel):
+    """The plain `tensorflow` alone, the [gpu] extra adding its and-cuda libraries to the same
+    distribution: tensorflow-cpu, a second distribution of the same module, appears nowhere."""
+    requires = _requirements(wheel)
+    headers = _dist_info(wheel, "METADATA").split("\n\n", 1)[0]  # then the README
+    assert "tensorflow-cpu" not in headers and "tensorflow_cpu" not in headers
+    for platform, machine in PLATFORMS:
+        for extra in ("", "dev", "gpu"):
             where = {"sys_platform": platform, "platform_machine": machine, "extra": extra}
             names = {
                 requirement.name
                 for requirement in requires
                 if requirement.marker is None or requirement.marker.evaluate(where)
             }
-            assert names & {"tensorflow", "tensorflow-cpu"} == {expected}, (platform, machine)
+            assert names & {"tensorflow", "tensorflow-cpu"} == {"tensorflow"}, where
+
+
+def test_the_gpu_extra_is_tensorflows_and_cuda_on_x86_64_linux_only(wheel):
+    """`pip install ".[gpu]"` adds NVIDIA's pip libraries where TensorFlow has a CUDA build, and
+    nothing elsewhere; its version range is the base dependency's."""
+    requires = _requirements(wheel)
+    (base,) = [each for each in requires if each.name == "tensorflow" and each.marker is None]
+    (gpu,) = [each for each in requires if each.name == "tensorflow" and each.extras]
+    assert gpu.extras == {"and-cuda"} and gpu.specifier == base.specifier
+    for platform, machine in PLATFORMS:
+        for extra in ("", "dev", "gpu"):
+            where = {"sys_platform": platform, "platform_machine": machine, "extra": extra}
+            expected = extra == "gpu" and (platform, machine) == ("linux", "x86_64")
+            assert gpu.marker.evaluate(where) == expected, where
 
 
 def _environment_changes(code: str) -> dict:
