@@ -1,8 +1,17 @@
-"""Events per second and peak memory of `python -m cvae_tf.simulate`, one worker against all cores.
+"""Events per second and peak memory of `python -m cvae_tf.simulate`, by format and worker count.
 
-Run from the repository root: python -m benchmarks.bench_simulate_command [--num_events=1000000]
+Run from the repository root:
+
+    python -m benchmarks.bench_simulate_command [--num_events=1000000] [--repeats=3]
+        [--formats=csv,parquet] [--workers=1,2] [--baseline=REV]
+
+Every combination runs once a round, round after round (so that a busy machine slows all of
+them alike), and the median of the rounds is reported. `--baseline` also runs the command of
+that git revision (its tree exported to a temporary folder) in the same rounds, before and
+after a change, and says whether it wrote the same bytes.
 """
 
+import hashlib
 import os
 import statistics
 import subprocess
@@ -17,9 +26,13 @@ from absl import app, flags
 from cvae_tf import chunk_pool
 
 flags.DEFINE_integer("num_events", 1_000_000, "Events per run. Default: 1000000.")
-flags.DEFINE_integer("repeats", 3, "Runs per worker count; the median is reported. Default: 3.")
+flags.DEFINE_integer("repeats", 3, "Rounds; the median is reported. Default: 3.")
+flags.DEFINE_list("formats", ["csv"], "Output formats, csv and/or parquet. Default: csv.")
+flags.DEFINE_list("workers", [], "--workers values to run. Default: 1 and every core.")
+flags.DEFINE_string("baseline", "", "A git revision whose command runs too. Default: none.")
 
 _SAMPLE_SECONDS = 0.05  # how often the process tree's memory is read
+_REPOSITORY = Path(__file__).resolve().parents[1]
 
 
 def process_tree(root: int) -> list[int]:
@@ -53,12 +66,21 @@ def tree_memory_bytes(root: int) -> int:
     return total
 
 
-def run_once(num_events: int, workers: int, output: Path) -> tuple[float, float, int, int]:
-    """One simulate run: wall seconds, CPU seconds, the tree's and the largest process's peaks."""
+def run_once(
+    num_events: int, workers: int, output: Path, tree: Path = _REPOSITORY
+) -> tuple[float, float, int, int]:
+    """One simulate run of the checkout `tree`: wall and CPU seconds, the tree's and the largest
+    process's peak memory (bytes)."""
     command = [sys.executable, "-m", "cvae_tf.simulate", f"--num_events={num_events}"]
     command += [f"--workers={workers}", f"--output={output}", "--overwrite"]
     started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        command,
+        cwd=tree,
+        env={**os.environ, "PYTHONPATH": str(tree)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     peak = 0
     running = True
 
@@ -78,36 +100,83 @@ def run_once(num_events: int, workers: int, output: Path) -> tuple[float, float,
     sampler.join()
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} exited with {process.returncode}")
+        raise RuntimeError(f"{' '.join(command)} in {tree} exited with {process.returncode}")
     return seconds, usage.ru_utime + usage.ru_stime, peak, usage.ru_maxrss * 1024
 
 
+def exported_tree(revision: str, folder: Path) -> Path:
+    """The files of git `revision` of this repository, exported into `folder`/baseline."""
+    tree = folder / "baseline"
+    tree.mkdir()
+    archive = subprocess.run(
+        ["git", "-C", str(_REPOSITORY), "archive", revision], check=True, capture_output=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+    return tree
+
+
+def digest(path: Path) -> str:
+    """The file's SHA-256, hex."""
+    with open(path, "rb") as stream:
+        return hashlib.file_digest(stream, "sha256").hexdigest()
+
+
 def main(argv: list[str]) -> None:
-    """Runs the command with 1 worker and with every core, and prints events/s and memory."""
+    """Runs every combination round after round and prints events/s, CPU time and memory."""
     del argv  # Unused.
-    num_events, repeats = flags.FLAGS.num_events, flags.FLAGS.repeats
-    worker_counts = sorted({1, chunk_pool.worker_count(0)})
+    settings = flags.FLAGS
+    num_events, repeats = settings.num_events, settings.repeats
+    worker_counts = [int(count) for count in settings.workers] or sorted(
+        {1, chunk_pool.worker_count(0)}
+    )
     print(f"python -m cvae_tf.simulate --num_events={num_events}, median of {repeats} runs")
-    runs = {workers: [] for workers in worker_counts}
     with tempfile.TemporaryDirectory() as folder:
-        output = Path(folder) / "events.csv"
-        for _ in range(repeats):  # interleaved, so that both counts see the same machine load
-            for workers in worker_counts:
-                runs[workers].append(run_once(num_events, workers, output))
-        file_megabytes = output.stat().st_size / 1e6
+        trees = {"this checkout": _REPOSITORY}
+        if settings.baseline:
+            trees = {settings.baseline: exported_tree(settings.baseline, Path(folder)), **trees}
+        combinations = [
+            (name, file_format, workers)
+            for file_format in settings.formats
+            for workers in worker_counts
+            for name in trees
+        ]
+        runs = {combination: [] for combination in combinations}
+        digests, sizes = {}, {}
+        for _ in range(repeats):
+            for name, file_format, workers in combinations:
+                output = Path(folder) / f"events.{file_format}"
+                runs[name, file_format, workers].append(
+                    run_once(num_events, workers, output, trees[name])
+                )
+                digests[name, file_format] = digest(output)
+                sizes[file_format] = output.stat().st_size
     rates = {}
-    for workers, results in runs.items():
+    for combination, results in runs.items():
+        name, file_format, workers = combination
         seconds, cpu_seconds, tree_peak, process_peak = (
             statistics.median(column) for column in zip(*results, strict=True)
         )
-        rates[workers] = num_events / seconds
+        rates[combination] = num_events / seconds
+        walls = ", ".join(f"{result[0]:.1f}" for result in results)
         print(
-            f"  --workers={workers}: {rates[workers]:9,.0f} events/s ({seconds:.1f} s wall, "
-            f"{cpu_seconds:.1f} s CPU), peak memory of the process tree {tree_peak / 1e6:.0f} MB "
-            f"(PSS), of its largest process {process_peak / 1e6:.0f} MB (RSS)"
+            f"  {name}, {file_format}, --workers={workers}: {rates[combination]:9,.0f} "
+            f"events/s ({seconds:.1f} s wall; runs {walls} s; {cpu_seconds:.1f} s CPU), peak "
+            f"memory of the process tree {tree_peak / 1e6:.0f} MB (PSS), of its largest "
+            f"process {process_peak / 1e6:.0f} MB (RSS)"
         )
-    print(f"  {worker_counts[-1]} workers / 1 worker: {rates[worker_counts[-1]] / rates[1]:.2f}x")
-    print(f"  file: {file_megabytes:.0f} MB")
+    for file_format in settings.formats:
+        print(f"  {file_format} file: {sizes[file_format] / 1e6:.1f} MB")
+        for workers in worker_counts:
+            rate = rates["this checkout", file_format, workers]
+            if settings.baseline:
+                ratio = rate / rates[settings.baseline, file_format, workers]
+                print(f"  {file_format}, --workers={workers}: {ratio:.2f}x the baseline's")
+            if workers != 1 and 1 in worker_counts:
+                ratio = rate / rates["this checkout", file_format, 1]
+                print(f"  {file_format}, {workers} workers / 1 worker: {ratio:.2f}x")
+        if settings.baseline:
+            same = digests[settings.baseline, file_format] == digests["this checkout", file_format]
+            print(f"  {file_format}: the same bytes as the baseline's: {'yes' if same else 'NO'}")
 
 
 if __name__ == "__main__":

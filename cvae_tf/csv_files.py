@@ -11,11 +11,12 @@ import tempfile
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
 
-from cvae_tf import data, file_writes, signals
+from cvae_tf import data, file_writes, float_text, signals
 from cvae_tf.data import MOMENTUM_COLUMNS, POSITION_COLUMNS
 from cvae_tf.errors import UserInputError
 
@@ -59,39 +60,63 @@ def events_frame(
     return pd.DataFrame(columns)
 
 
-def csv_text(frame: pd.DataFrame, header: bool = True, stream=None) -> str | None:
-    """The table as CSV text the way every file here is written; into `stream` if one is given.
+def write_csv(frame: pd.DataFrame, stream: BinaryIO, header: bool = True) -> None:
+    """Writes the table as CSV the way every file here is written: FLOAT_FORMAT, no index.
 
-    As pandas' to_csv: returns the text without a stream, writes it and returns None with one.
+    A table of finite float64 columns alone (events, predictions) goes through float_text,
+    CHUNK_ROWS rows at a time: the bytes pandas' to_csv writes, about 9 times faster. Any other
+    table goes to to_csv itself.
     """
-    return frame.to_csv(
-        stream, header=header, index=False, float_format=FLOAT_FORMAT, lineterminator="\n"
-    )
+    values = _float_values(frame)
+    if values is None:
+        frame.to_csv(
+            stream, header=header, index=False, float_format=FLOAT_FORMAT, lineterminator="\n"
+        )
+        return
+    if header:
+        stream.write(float_text.header_text(frame.columns))
+    for start in range(0, len(values), CHUNK_ROWS):
+        stream.write(float_text.table_text(values[start : start + CHUNK_ROWS]))
+
+
+def _float_values(frame: pd.DataFrame) -> np.ndarray | None:
+    """The table's values (rows, columns) if float_text writes them as to_csv would, else None.
+
+    That is: every column float64 and every value finite (to_csv writes a NaN as an empty cell),
+    and at least one column, its names strings on one header line.
+    """
+    names = frame.columns
+    if names.empty or names.nlevels != 1 or not all(isinstance(name, str) for name in names):
+        return None
+    if not all(dtype == np.float64 for dtype in frame.dtypes):
+        return None
+    values = frame.to_numpy(dtype=np.float64)
+    return values if np.isfinite(values).all() else None
 
 
 def write_csv_atomically(
     path: str | os.PathLike,
-    frames: pd.DataFrame | Iterable[pd.DataFrame | str],
+    frames: pd.DataFrame | Iterable[pd.DataFrame | bytes],
     reserve_bytes: int = 0,
 ) -> None:
     """Writes a table, or a stream of same-column tables, atomically and durably to `path` as CSV.
 
     The tables go one at a time (one header) into a temporary file beside `path`, which is
     fsynced and renamed into place only when complete; memory holds one table at a time. A table
-    in the stream may come already as its csv_text (the header in the first only): the simulate
-    command's worker processes format their chunks so that the writer only writes. With
-    `reserve_bytes` the disk space is reserved first, so that a full disk or a file-size limit
-    fails before the first table is made rather than after. A write that fails (full disk,
-    ulimit -f, read-only, not writable) raises file_writes.WriteError and leaves no file.
+    in the stream may come already as its CSV text, UTF-8 bytes (the header in the first only):
+    the simulate command's worker processes format their chunks so that the writer only writes.
+    With `reserve_bytes` the disk space is reserved first, so that a full disk or a file-size
+    limit fails before the first table is made rather than after. A write that fails (full
+    disk, ulimit -f, read-only, not writable) raises file_writes.WriteError and leaves no file.
     """
     if isinstance(frames, pd.DataFrame):
         frames = [frames]
-    with atomic_file(path, reserve_bytes) as handle, os.fdopen(handle, "w", newline="") as stream:
+    with atomic_file(path, reserve_bytes) as handle, os.fdopen(handle, "wb") as stream:
         for index, frame in enumerate(frames):
-            if isinstance(frame, str):
+            if isinstance(frame, bytes):
                 stream.write(frame)
             else:
-                csv_text(frame, header=index == 0, stream=stream)
+                write_csv(frame, stream, header=index == 0)
 
 
 @contextlib.contextmanager

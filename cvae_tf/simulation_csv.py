@@ -4,10 +4,17 @@ import contextlib
 import dataclasses
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 
-from cvae_tf import chunk_pool, csv_files, data, file_flags, parquet_files, progress, simulator
+from cvae_tf import (
+    chunk_pool,
+    csv_files,
+    file_flags,
+    parquet_files,
+    progress,
+    simulation_chunks,
+    simulator,
+)
 from cvae_tf.flag_fields import option
 from cvae_tf.molecule import OCS, Molecule
 
@@ -31,26 +38,6 @@ class CsvOutput:
         chunk_pool.worker_count(self.workers)  # raises UserInputError naming a bad --workers
 
 
-def chunk_csv(config: simulator.SimulationConfig, index: int, chunk_events: int) -> str:
-    """One chunk of events as CSV text, the header in the first chunk only: a worker's task."""
-    # Formatting here, in the workers, as well as simulating: pandas' to_csv is the slower half
-    # (55,000 against 99,000 events/s on one core), and the parent then only writes text.
-    positions, momenta = simulator.simulate_chunk(config, index, chunk_events)
-    molecule = config.fragments
-    frame = csv_files.events_frame(
-        positions, momenta, molecule.position_columns, molecule.momentum_columns
-    )
-    return csv_files.csv_text(frame, header=index == 0)
-
-
-def chunk_table(config: simulator.SimulationConfig, index: int, chunk_events: int) -> np.ndarray:
-    """One chunk of events as a float64 table [events, 6n], positions then momenta: a task."""
-    # Arrays, not Parquet bytes: they pickle at memory speed, and encoding float64 columns
-    # plainly costs the parent little next to the simulation.
-    positions, momenta = simulator.simulate_chunk(config, index, chunk_events)
-    return np.concatenate([data.to_table(positions), data.to_table(momenta)], axis=1)
-
-
 def simulate_csv(config: simulator.SimulationConfig, output: CsvOutput) -> Path:
     """Simulates `config`'s events into the file `output.output` (CSV or Parquet); its path.
 
@@ -64,7 +51,7 @@ def simulate_csv(config: simulator.SimulationConfig, output: CsvOutput) -> Path:
     # --num_events. closing() stops the workers as soon as writing fails. CHUNK_EVENTS is passed
     # on because a spawned worker would read its own module's value.
     chunks = chunk_pool.map_chunks(
-        chunk_table if as_parquet else chunk_csv,
+        simulation_chunks.chunk_columns if as_parquet else simulation_chunks.chunk_csv,
         config,
         simulator.CHUNK_EVENTS,
         output.workers,
@@ -78,7 +65,7 @@ def simulate_csv(config: simulator.SimulationConfig, output: CsvOutput) -> Path:
         if as_parquet:
             molecule = config.fragments
             names = [*molecule.position_columns, *molecule.momentum_columns]
-            tables = (pa.Table.from_arrays(list(table.T), names=names) for table in chunks)
+            tables = (pa.Table.from_arrays(list(columns), names=names) for columns in chunks)
             num_chunks = -(-config.num_events // simulator.CHUNK_EVENTS)
             reserve_bytes = parquet_files.max_bytes(config.num_events * len(names), num_chunks)
             parquet_files.write_atomically(path, tables, reserve_bytes=reserve_bytes)

@@ -165,6 +165,25 @@ def test_the_file_does_not_depend_on_the_worker_count(tmp_path, monkeypatch):
     assert sorted(path.name for path in tmp_path.iterdir()) == ["1.csv", "2.csv", "whole.csv"]
 
 
+def test_only_the_parent_imports_pandas_and_pyarrow_and_nothing_imports_tensorflow(tmp_path):
+    """Spawned workers import the command's module and their task's: numpy and the simulator."""
+    flags = ["--num_events=65537", "--workers=2", f"--output={tmp_path / 'events.csv'}"]
+    result = subprocess.run(  # two chunks, so two workers; -X importtime reaches them too
+        [sys.executable, "-X", "importtime", "-m", "cvae_tf.simulate", *flags],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stderr.splitlines()
+    imported = [line.rsplit("|", 1)[1].strip() for line in lines if line.startswith("import time")]
+    assert imported.count("cvae_tf.simulation_chunks") == 3  # the parent and both workers
+    assert imported.count("pandas") == 1 and imported.count("pyarrow") == 1
+    assert not [name for name in imported if name.split(".")[0] in ("tensorflow", "keras")]
+
+
 def worker_processes(parent: int) -> list[int]:
     """Ids of the multiprocessing workers that `parent` spawned and that still run, from /proc."""
     workers = []
