@@ -56,9 +56,12 @@ def run(main: Callable[[list[str]], None]) -> None:
             main(argv)
         except UserInputError as error:
             fail(str(error))
-        except KeyboardInterrupt as error:  # signals.Stopped included
-            print(signals.describe(error), file=sys.stderr)
-            sys.exit(SIGNAL_EXIT_BASE + signals.signal_number(error))
+        except (KeyboardInterrupt, Exception) as error:  # signals.Stopped included
+            interrupt = signals.interruption(error)  # or a clean-up's failure during one
+            if interrupt is None:
+                raise
+            print(signals.describe(interrupt), file=sys.stderr)
+            sys.exit(SIGNAL_EXIT_BASE + signals.signal_number(interrupt))
 
     app.run(guarded_main, flags_parser=_parse_flags)
 

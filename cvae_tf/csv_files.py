@@ -149,15 +149,15 @@ def atomic_file(path: str | os.PathLike, reserve_bytes: int = 0) -> Iterator[int
             # Renamed while still open, so locked: a file under a .tmp name is never
             # unlocked while its writer lives, which remove_abandoned_temporaries relies on.
             os.replace(temporary, path)
-        except KeyboardInterrupt as interrupt:  # Ctrl-C, SIGTERM, SIGHUP: see signals
+        except BaseException as error:
             Path(temporary).unlink(missing_ok=True)
+            interrupt = signals.interruption(error)  # Ctrl-C, SIGTERM, SIGHUP: see signals
+            if interrupt is None:
+                raise
             existing = "the existing file is unchanged" if path.exists() else "no file was written"
             raise signals.reworded(
                 interrupt, f"stopped before '{path}' was complete; {existing}"
             ) from None
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
         finally:
             os.close(kept)
         file_writes.fsync_directory(path.parent)  # and the rename itself

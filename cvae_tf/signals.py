@@ -26,6 +26,22 @@ def signal_number(interrupt: KeyboardInterrupt) -> int:
     return getattr(interrupt, "signum", signal.SIGINT)
 
 
+def interruption(error: BaseException) -> KeyboardInterrupt | None:
+    """The stop behind `error`: itself if a KeyboardInterrupt, else one it was raised handling.
+
+    A stop unwinds the stack through libraries' clean-ups, and one may fail on the way (e.g.
+    TensorFlow's graph-building context asserting its stack when a signal lands mid-trace); the
+    failure replaces the KeyboardInterrupt but keeps it as its __context__.
+    """
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, KeyboardInterrupt):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
+
+
 def reworded(interrupt: KeyboardInterrupt, message: str) -> Stopped:
     """The same stop, by the same signal, saying `message` (what was kept, how to go on)."""
     return Stopped(signal_number(interrupt), message)
