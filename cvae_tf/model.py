@@ -28,6 +28,11 @@ def hidden_layer_sizes(hidden_dim: int, num_layers: int) -> list[int]:
     return [hidden_dim * 2**i for i in range(num_layers)]
 
 
+def floored_log_variance(log_variance):
+    """The decoder's log-variance head (normalized units) softly floored at MIN_LOG_VARIANCE."""
+    return MIN_LOG_VARIANCE + ops.softplus(log_variance - MIN_LOG_VARIANCE)
+
+
 def gaussian_network(name, inputs, sizes, outputs, activation, regularizer) -> keras.Model:
     """A functional MLP [batch, inputs] → Dense `sizes` → a Gaussian's mean and log-variance.
 
@@ -188,9 +193,11 @@ class CVAE(keras.Model):
         """
         features = ops.concatenate([latent_vectors, normalized_momenta], axis=-1)
         mean, log_variance = self.decoder(features)
-        return mean, MIN_LOG_VARIANCE + ops.softplus(log_variance - MIN_LOG_VARIANCE)
+        return mean, floored_log_variance(log_variance)
 
-    # Raw units in and out: what users and the exported SavedModel see.
+    # Raw units in and out: what users and the exported SavedModel see. Each endpoint is three
+    # stages, decoder_inputs → decoder → positions_sample or lab_moments, so that the export
+    # can compile the stages around the network on their own (serving.py).
 
     def decode_positions(self, momenta, latent_vectors):
         """The decoder's mean positions (bohr) [batch, 3n] for raw momenta (a.u.) and latents."""
@@ -203,20 +210,46 @@ class CVAE(keras.Model):
         bohr² (the diagonal of the model-frame covariance rotated back), with the recalibrated
         spread (`spread_scale`).
         """
-        rotations, mean, std = self._decoder_output(momenta, latent_vectors)
-        variance = ops.square(std) * self.position_scale()
+        rotations, features = self.decoder_inputs(momenta, latent_vectors)
+        return self.lab_moments(rotations, self.decoder(features))
+
+    def decoder_inputs(self, momenta, latent_vectors):
+        """(rotations, features) for raw momenta (a.u.) [batch, 3n] and latents [batch, latent_dim].
+
+        `rotations` [batch, 3, 3] into each event's model frame (None in the lab frame);
+        `features` the decoder's input, z ‖ normalized momenta [batch, latent_dim + 3n].
+        """
+        momenta = ops.convert_to_tensor(momenta, dtype=self.compute_dtype)
+        rotations = frames.table_rotations(self.frame, momenta, self.frame_fragments)
+        normalized_momenta = self.normalize_momenta(frames.rotate_table(rotations, momenta))
+        return rotations, ops.concatenate([latent_vectors, normalized_momenta], axis=-1)
+
+    def decoder_spread(self, log_variance):
+        """The decoder's recalibrated σ [batch, 3n] (normalized units) from its log-variance."""
+        return ops.exp(0.5 * floored_log_variance(log_variance)) * self.spread_scale
+
+    def positions_sample(self, rotations, decoded, noise):
+        """One draw of positions (bohr) [batch, 3n] in the caller's frame from the decoder's output.
+
+        `decoded` is the decoder network's (mean, log-variance) for `decoder_inputs`' features,
+        `noise` standard normal [batch, 3n]: the draw is mean + σ·noise in the model's frame,
+        where the decoder's covariance is diagonal, then rotated back.
+        """
+        mean, log_variance = decoded
+        positions = self.denormalize_positions(mean + self.decoder_spread(log_variance) * noise)
+        return frames.rotate_table(rotations, positions, back=True)
+
+    def lab_moments(self, rotations, decoded):
+        """The decoder's (mean (bohr), variance (bohr²)) [batch, 3n] in the caller's frame.
+
+        `decoded` as for positions_sample; see decode_moments.
+        """
+        mean, log_variance = decoded
+        variance = ops.square(self.decoder_spread(log_variance)) * self.position_scale()
         mean = frames.rotate_table(rotations, self.denormalize_positions(mean), back=True)
         if rotations is not None:  # diag(Rᵀ·diag(v)·R)_i = Σ_j R_ji²·v_j
             variance = frames.rotate_table(ops.square(rotations), variance, back=True)
         return mean, variance
-
-    def _decoder_output(self, momenta, latent_vectors):
-        """(rotations, mean, std): the decoder's Gaussian in the model frame, normalized units."""
-        momenta = ops.convert_to_tensor(momenta, dtype=self.compute_dtype)
-        rotations = frames.table_rotations(self.frame, momenta, self.frame_fragments)
-        normalized_momenta = self.normalize_momenta(frames.rotate_table(rotations, momenta))
-        mean, log_variance = self.decode_gaussian(latent_vectors, normalized_momenta)
-        return rotations, mean, ops.exp(0.5 * log_variance) * self.spread_scale
 
     def sample_moments(self, momenta):
         """One latent draw per event: decoder mean (bohr) and variance (bohr²), [batch, 6n].
@@ -243,14 +276,18 @@ class CVAE(keras.Model):
 
         z from the training latent distribution, then a draw from the decoder's Gaussian (in the
         model's frame, where its covariance is diagonal). Both draws come from the latent
-        distribution's seed generator, the model's one source of noise.
+        distribution's seed generator, the model's one source of noise: z's first, then the
+        decoder's noise [batch, 3n] (serving.py draws them in the same order).
         """
         momenta = ops.convert_to_tensor(momenta, dtype=self.compute_dtype)
-        latent_vectors = self.latent_distribution.sample(ops.shape(momenta)[0])
-        rotations, mean, std = self._decoder_output(momenta, latent_vectors)
-        noise = self.latent_distribution.standard_normal(ops.shape(mean), self.compute_dtype)
-        positions = self.denormalize_positions(mean + std * noise)
-        return frames.rotate_table(rotations, positions, back=True)
+        rows = ops.shape(momenta)[0]
+        latent_vectors = self.latent_distribution.sample(rows)
+        rotations, features = self.decoder_inputs(momenta, latent_vectors)
+        decoded = self.decoder(features)
+        noise = self.latent_distribution.standard_normal(
+            (rows, self.num_features), self.compute_dtype
+        )
+        return self.positions_sample(rotations, decoded, noise)
 
     # Training.
 
