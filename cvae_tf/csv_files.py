@@ -16,11 +16,11 @@ from typing import BinaryIO
 import numpy as np
 import pandas as pd
 
-from cvae_tf import data, file_writes, float_text, signals
+from cvae_tf import csv_text, data, file_writes, signals
 from cvae_tf.data import MOMENTUM_COLUMNS, POSITION_COLUMNS
 from cvae_tf.errors import UserInputError
 
-FLOAT_FORMAT = "%.12g"  # 12 significant digits: far below the simulator's 1e-8 energy accuracy.
+FLOAT_FORMAT = csv_text.FLOAT_FORMAT
 
 _MAX_ROWS_LISTED = 5
 # The model computes in float32 and squares each column's spread (normalization variance, MSE):
@@ -63,35 +63,27 @@ def events_frame(
 def write_csv(frame: pd.DataFrame, stream: BinaryIO, header: bool = True) -> None:
     """Writes the table as CSV the way every file here is written: FLOAT_FORMAT, no index.
 
-    A table of finite float64 columns alone (events, predictions) goes through float_text,
-    CHUNK_ROWS rows at a time: the bytes pandas' to_csv writes, about 9 times faster. Any other
-    table goes to to_csv itself.
+    The bytes of pandas' to_csv, built by csv_text CHUNK_ROWS rows at a time, several times
+    faster; rows csv_text cannot be sure of are written by to_csv itself (a row's line does
+    not depend on the other rows), and so is a table whose names are not one line of strings.
     """
-    values = _float_values(frame)
-    if values is None:
-        frame.to_csv(
-            stream, header=header, index=False, float_format=FLOAT_FORMAT, lineterminator="\n"
-        )
+    head = csv_text.header_text(frame)
+    if head is None:
+        _pandas_csv(frame, stream, header)
         return
     if header:
-        stream.write(float_text.header_text(frame.columns))
-    for start in range(0, len(values), CHUNK_ROWS):
-        stream.write(float_text.table_text(values[start : start + CHUNK_ROWS]))
+        stream.write(head)
+    for start in range(0, len(frame), CHUNK_ROWS):
+        rows = frame.iloc[start : start + CHUNK_ROWS]
+        text = csv_text.rows_text(rows)
+        if text is None:
+            _pandas_csv(rows, stream, header=False)
+        else:
+            stream.write(text)
 
 
-def _float_values(frame: pd.DataFrame) -> np.ndarray | None:
-    """The table's values (rows, columns) if float_text writes them as to_csv would, else None.
-
-    That is: every column float64 and every value finite (to_csv writes a NaN as an empty cell),
-    and at least one column, its names strings on one header line.
-    """
-    names = frame.columns
-    if names.empty or names.nlevels != 1 or not all(isinstance(name, str) for name in names):
-        return None
-    if not all(dtype == np.float64 for dtype in frame.dtypes):
-        return None
-    values = frame.to_numpy(dtype=np.float64)
-    return values if np.isfinite(values).all() else None
+def _pandas_csv(frame: pd.DataFrame, stream: BinaryIO, header: bool) -> None:
+    frame.to_csv(stream, header=header, index=False, float_format=FLOAT_FORMAT, lineterminator="\n")
 
 
 def write_csv_atomically(

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 
 # Values formatted a block at a time: a block's few dozen temporaries (256 KB each) stay in cache.
-_BLOCK_VALUES = 32_768
+BLOCK_VALUES = 32_768
 # The product |value|·10^k (k ≤ 15, an exact power) is rounded once, so it is off by at most
 # 2⁻⁵³·10¹² ≈ 1.1·10⁻⁴ of a unit in the 12th digit; a fraction closer to ½ than this margin
 # could round either way, and Python decides.
@@ -70,23 +70,48 @@ def table_text(values: np.ndarray) -> bytes:
         raise ValueError("expected a table of at least one column; received none")
     if not np.isfinite(values).all():
         raise ValueError("the table has NaN or infinite values; expected finite numbers")
+    block_rows = max(1, BLOCK_VALUES // columns)
+    pieces = [
+        row_cells(values[start : start + block_rows], b"\n").tobytes().translate(None, b"\0")
+        for start in range(0, rows, block_rows)
+    ]
+    return b"".join(pieces)[1:] + b"\n"  # each line starts with its '\n': the table's first not
+
+
+def row_cells(values: np.ndarray, first_separator: bytes) -> np.ndarray:
+    """Rows of float cells as pandas' to_csv writes them, zero-padded: (rows, width) uint8.
+
+    Row i holds, for each value of `values[i]` (rows, columns), a separator (`first_separator`
+    before the first, ',' before the others) and `"%.12g" % value`, with zero bytes after each
+    cell; a NaN is an empty cell and ±inf is "inf" or "-inf", as to_csv writes them. float32
+    values are written as the float64 they convert to exactly, as to_csv does. Side by side, the
+    cells of a table's columns are its CSV lines once the zero bytes are removed (see csv_text).
+    """
+    values = np.asarray(values, dtype=np.float64)
+    rows, columns = values.shape
     flat = values.ravel()
-    # Each value's slot starts with the separator written before it: ',' within a row, '\n'
-    # before a row's first cell, nothing before the table's first; the last line's '\n' is added.
-    separators = np.full(columns, _COMMA, dtype=np.uint32)
-    separators[0] = _NEWLINE
-    before = np.tile(separators, min(rows, -(-_BLOCK_VALUES // columns) + 1))
-    pieces = []
-    for start in range(0, flat.size, _BLOCK_VALUES):
-        block = flat[start : start + _BLOCK_VALUES]
-        offset = start % columns
-        pieces.append(_block_text(block, before[offset : offset + block.size], first=start == 0))
-    pieces.append(b"\n")
-    return b"".join(pieces)
+    finite = np.isfinite(flat)
+    separators = np.full((rows, columns), _COMMA, dtype=np.uint32)
+    separators[:, 0] = ord(first_separator)
+    slot = _slots(np.where(finite, flat, 0.0), separators.ravel())
+    if not finite.all():
+        indices = np.flatnonzero(~finite)
+        texts = [b"" if np.isnan(value) else b"%.12g" % value for value in flat[indices]]
+        slot_bytes = slot.view(np.uint8)
+        slot_bytes[indices, 1] = 0  # no sign: it is in Python's text
+        slot_bytes[indices, 4:] = _padded(texts, 4 * (slot.shape[1] - 1))
+    return slot.view(np.uint8).reshape(rows, -1)
 
 
-def _block_text(values: np.ndarray, separators: np.ndarray, first: bool) -> bytes:
-    """A block of values as `%.12g` text, each preceded by its separator (uint32, a byte)."""
+def _padded(texts: list[bytes], width: int) -> np.ndarray:
+    """Texts of at most `width` bytes, zero-padded, as a (texts, width) uint8 array."""
+    return np.frombuffer(b"".join(text.ljust(width, b"\0") for text in texts), np.uint8).reshape(
+        len(texts), width
+    )
+
+
+def _slots(values: np.ndarray, separators: np.ndarray) -> np.ndarray:
+    """Each finite value's separator and `%.12g` text in a row of uint32 words, zero-padded."""
     magnitudes = np.abs(values)
     digits, exponents, by_python = _significant_digits(magnitudes)
     # The integer and fraction parts of the rounded value: digits // 10^(11 - e) and the rest,
@@ -99,8 +124,6 @@ def _block_text(values: np.ndarray, separators: np.ndarray, first: bool) -> byte
     small = exponents.max() < 4  # every integer part of at most 4 digits: one word for it
     slot = np.zeros((values.size, 6 if small else 8), dtype=np.uint32)
     slot[:, 0] = separators | np.signbit(values).astype(np.uint32) * (_MINUS << 8)
-    if first:
-        slot[0, 0] &= ~np.uint32(0xFF)  # nothing before the table's first value
     if small:
         slot[:, 1] = _INTEGER_END[integers]
         _fraction_words(fractions, slot[:, 2:])
@@ -118,13 +141,10 @@ def _block_text(values: np.ndarray, separators: np.ndarray, first: bool) -> byte
         # "-1.23456789012e-100" fits the slot's 20 bytes or more).
         indices = np.flatnonzero(by_python)
         width = 4 * (slot.shape[1] - 1)
-        texts = b"".join(
-            (b"%.12g" % value).ljust(width, b"\0") for value in values[indices].tolist()
-        )
         slot_bytes = slot.view(np.uint8)
-        slot_bytes[indices, 4:] = np.frombuffer(texts, np.uint8).reshape(indices.size, width)
+        slot_bytes[indices, 4:] = _padded([b"%.12g" % v for v in values[indices].tolist()], width)
         slot_bytes[indices, 1] = 0  # the sign is in Python's text
-    return slot.tobytes().translate(None, b"\0")
+    return slot
 
 
 def _significant_digits(magnitudes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

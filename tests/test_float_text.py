@@ -91,7 +91,7 @@ def test_an_empty_table_is_no_text_and_non_finite_values_are_refused():
             float_text.table_text(np.array([[1.0, bad]]))
 
 
-def test_csv_files_writes_float_tables_through_float_text_and_others_through_pandas(tmp_path):
+def test_csv_files_writes_to_csv_s_bytes_for_floats_nans_text_and_integers(tmp_path):
     """The same bytes either way: to_csv's, for floats, NaNs, text and integer columns alike."""
     floats = pd.DataFrame({"a": [1.5, -0.0, 1e-7], "b": [2.0, 3.25, 1e15]})
     mixed = floats.assign(b=[np.nan, 1.0, 2.0], name=["x", "y,z", "é"], count=[1, 2, 3])
