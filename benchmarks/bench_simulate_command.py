@@ -11,7 +11,6 @@ that git revision (its tree exported to a temporary folder) in the same rounds, 
 after a change, and says whether it wrote the same bytes.
 """
 
-import hashlib
 import os
 import statistics
 import subprocess
@@ -23,6 +22,7 @@ from pathlib import Path
 
 from absl import app, flags
 
+from benchmarks.revisions import REPOSITORY, digest, exported_tree
 from cvae_tf import chunk_pool
 
 flags.DEFINE_integer("num_events", 1_000_000, "Events per run. Default: 1000000.")
@@ -32,7 +32,6 @@ flags.DEFINE_list("workers", [], "--workers values to run. Default: 1 and every 
 flags.DEFINE_string("baseline", "", "A git revision whose command runs too. Default: none.")
 
 _SAMPLE_SECONDS = 0.05  # how often the process tree's memory is read
-_REPOSITORY = Path(__file__).resolve().parents[1]
 
 
 def process_tree(root: int) -> list[int]:
@@ -67,7 +66,7 @@ def tree_memory_bytes(root: int) -> int:
 
 
 def run_once(
-    num_events: int, workers: int, output: Path, tree: Path = _REPOSITORY
+    num_events: int, workers: int, output: Path, tree: Path = REPOSITORY
 ) -> tuple[float, float, int, int]:
     """One simulate run of the checkout `tree`: wall and CPU seconds, the tree's and the largest
     process's peak memory (bytes)."""
@@ -104,23 +103,6 @@ def run_once(
     return seconds, usage.ru_utime + usage.ru_stime, peak, usage.ru_maxrss * 1024
 
 
-def exported_tree(revision: str, folder: Path) -> Path:
-    """The files of git `revision` of this repository, exported into `folder`/baseline."""
-    tree = folder / "baseline"
-    tree.mkdir()
-    archive = subprocess.run(
-        ["git", "-C", str(_REPOSITORY), "archive", revision], check=True, capture_output=True
-    ).stdout
-    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
-    return tree
-
-
-def digest(path: Path) -> str:
-    """The file's SHA-256, hex."""
-    with open(path, "rb") as stream:
-        return hashlib.file_digest(stream, "sha256").hexdigest()
-
-
 def main(argv: list[str]) -> None:
     """Runs every combination round after round and prints events/s, CPU time and memory."""
     del argv  # Unused.
@@ -131,7 +113,7 @@ def main(argv: list[str]) -> None:
     )
     print(f"python -m cvae_tf.simulate --num_events={num_events}, median of {repeats} runs")
     with tempfile.TemporaryDirectory() as folder:
-        trees = {"this checkout": _REPOSITORY}
+        trees = {"this checkout": REPOSITORY}
         if settings.baseline:
             trees = {settings.baseline: exported_tree(settings.baseline, Path(folder)), **trees}
         combinations = [
