@@ -1,10 +1,11 @@
 """A pandas table as the CSV text to_csv writes for it, built column by column in numpy.
 
-pandas' to_csv formats every cell in Python, 1–2 µs a value: for predict's output, some thirty
-columns an event, that was three quarters of the command's time. Here each float column's
-cells come from float_text (numpy, the same `%.12g` bytes), every other column's from to_csv
-itself, one column at a time, and the cells are laid side by side as fixed-width byte rows
-whose zero padding is then removed: a table's lines, byte for byte the ones to_csv writes with
+pandas' to_csv formats every cell in Python, about 1 µs a value: for predict's output, some
+forty columns an event, that was three quarters of the command's time. Here the cells of each
+run of float columns come from float_text (numpy, the same `%.12g` bytes), those of a text
+column (a CSV's kept cells) from its Arrow buffers, and every other column's from to_csv itself,
+one column at a time; the cells are laid side by side as fixed-width byte rows, whose zero
+padding is then removed: a table's lines, byte for byte the ones to_csv writes with
 FLOAT_FORMAT, no index and '\\n' line ends. Where that cannot be sure (a cell with a line break
 or a zero byte, a table of one column, names that are not one line of strings) the caller falls
 back to to_csv.

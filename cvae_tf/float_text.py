@@ -29,7 +29,7 @@ _SMALLEST_FIXED = -4
 # 10^k for k = 11 - e, e from -5 to 12 (the exponents outside -4..11 are Python's): 10^-1 to 10^16.
 _POWERS = np.array([float(f"1e{k}") for k in range(-1, 17)])  # 10^0..10^16 exact in float64
 _INTEGER_POWERS = 10 ** np.arange(16, dtype=np.int64)
-_MINUS, _COMMA, _NEWLINE = ord("-"), ord(","), ord("\n")
+_MINUS, _COMMA = ord("-"), ord(",")
 
 
 def _words(texts) -> np.ndarray:
