@@ -1,7 +1,7 @@
 """A pandas table as the CSV text to_csv writes for it, built column by column in numpy.
 
 pandas' to_csv formats every cell in Python, about 1 µs a value: for predict's output, some
-forty columns an event, that was three quarters of the command's time. Here the cells of each
+thirty columns an event, that was three quarters of the command's time. Here the cells of each
 run of float columns come from float_text (numpy, the same `%.12g` bytes), those of a text
 column (a CSV's kept cells) from its Arrow buffers, and every other column's from to_csv itself,
 one column at a time; the cells are laid side by side as fixed-width byte rows, whose zero
