@@ -110,10 +110,11 @@ def _column_runs(frame: pd.DataFrame) -> list[tuple[int, int, bool]]:
     """(first, end, float or not) of each run of float columns and of each other column."""
     runs = []
     for position, dtype in enumerate(frame.dtypes):
-        if _is_float(dtype) and runs and runs[-1][2]:
+        is_float = _is_float(dtype)
+        if is_float and runs and runs[-1][2]:
             runs[-1] = (runs[-1][0], position + 1, True)
         else:
-            runs.append((position, position + 1, _is_float(dtype)))
+            runs.append((position, position + 1, is_float))
     return runs
 
 

@@ -91,10 +91,11 @@ def row_cells(values: np.ndarray, first_separator: bytes) -> np.ndarray:
     rows, columns = values.shape
     flat = values.ravel()
     finite = np.isfinite(flat)
+    all_finite = finite.all()  # as events always are: no copy then
     separators = np.full((rows, columns), _COMMA, dtype=np.uint32)
     separators[:, 0] = ord(first_separator)
-    slot = _slots(np.where(finite, flat, 0.0), separators.ravel())
-    if not finite.all():
+    slot = _slots(flat if all_finite else np.where(finite, flat, 0.0), separators.ravel())
+    if not all_finite:
         indices = np.flatnonzero(~finite)
         texts = [b"" if np.isnan(value) else b"%.12g" % value for value in flat[indices]]
         slot_bytes = slot.view(np.uint8)
